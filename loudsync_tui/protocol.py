@@ -1,0 +1,301 @@
+"""The LOUDSYNC wire protocol: JSON text frames, one msgspec Struct per message.
+
+The format is shared with other clients (the original TypeScript app, scripts), so
+field names and shapes here are fixed; docs/protocol.md documents them and a test
+decodes every example in that file. msgspec does all validation: a frame either
+decodes into exactly one of the message types below or raises `ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+PROTOCOL_VERSION: Final = 1
+"""The version this build speaks; a JOIN with any other version is refused."""
+
+SUPPORTED_VERSIONS: Final = frozenset({PROTOCOL_VERSION})
+
+
+class ErrorCode(enum.StrEnum):
+    """Why the host refused or rejected something; sent in ERROR messages."""
+
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_FULL = "SESSION_FULL"
+    ALREADY_JOINED = "ALREADY_JOINED"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    VERSION_MISMATCH = "VERSION_MISMATCH"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the host uses; they tell a guest whether to reconnect."""
+
+    NORMAL = 1000
+    """After LEAVE."""
+    GOING_AWAY = 1001
+    """After SESSION_CLOSED."""
+    ABNORMAL = 1006
+    """No close frame at all (link lost); never sent, only observed."""
+    POLICY = 1008
+    """No JOIN in time, or rate limit exceeded."""
+    TOO_BIG = 1009
+    """A frame over the size limit."""
+    INTERNAL_ERROR = 1011
+    KICKED = 4000
+    """After KICKED."""
+    JOIN_REFUSED = 4001
+    """After an ERROR that refuses a JOIN."""
+    HEARTBEAT_TIMEOUT = 4002
+
+
+NO_RECONNECT_CLOSE_CODES: Final = frozenset(
+    {CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.KICKED, CloseCode.JOIN_REFUSED}
+)
+"""A guest never reconnects after these; every other close (or none) is abnormal."""
+
+
+def should_reconnect(close_code: int | None) -> bool:
+    """Whether a guest whose connection closed with `close_code` may try to resume."""
+    return close_code not in NO_RECONNECT_CLOSE_CODES
+
+
+def now_ms() -> int:
+    """Wall clock in integer milliseconds since the Unix epoch, as every `timestamp`."""
+    return time.time_ns() // 1_000_000
+
+
+# Bounds that keep one peer from handing another absurd values; generous for people.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+Millis = Annotated[int, msgspec.Meta(ge=0)]
+PositiveMillis = Annotated[int, msgspec.Meta(gt=0)]
+Latency = Annotated[float, msgspec.Meta(ge=0)]
+ConnectionStatus = Literal["connected", "disconnected", "reconnecting", "pending"]
+LeftReason = Literal["left", "timeout", "kicked", "disconnected"]
+
+
+class DeviceInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The joining device: its stable id, display name and kind (e.g. "terminal")."""
+
+    id: Id
+    name: Name
+    type: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class MemberInfo(msgspec.Struct, frozen=True, rename="camel"):
+    """One member as every peer sees it; the host is a member too (`is_host`)."""
+
+    id: Id
+    name: Name
+    is_host: bool
+    connection_status: ConnectionStatus
+    joined_at: Millis
+    latency: Latency | None = None
+
+
+class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
+    """What a guest learns about the session in WELCOME."""
+
+    id: Id
+    name: Name
+    host_id: Id
+    host_name: Name
+    max_members: Annotated[int, msgspec.Meta(ge=1)]
+    member_count: Annotated[int, msgspec.Meta(ge=0)]
+    protocol_version: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Message(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    rename="camel",
+    tag_field="type",
+    omit_defaults=True,
+):
+    timestamp: Millis
+    """The sender's wall clock when it sent the message (ms since the epoch)."""
+
+
+# Guest to host ---------------------------------------------------------------
+
+
+class Join(_Message, tag="JOIN", frozen=True):
+    session_id: Id
+    protocol_version: int
+    device: DeviceInfo
+    resume_token: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class Leave(_Message, tag="LEAVE", frozen=True):
+    reason: Text | None = None
+
+
+class Heartbeat(_Message, tag="HEARTBEAT", frozen=True):
+    pass
+
+
+class Ping(_Message, tag="PING", frozen=True):
+    latency: Latency | None = None
+    """The sender's last measured round trip in ms, so the host can show it."""
+
+
+# Host to guest ---------------------------------------------------------------
+
+
+class Welcome(_Message, tag="WELCOME", frozen=True):
+    client_id: Id
+    resume_token: Annotated[str, msgspec.Meta(max_length=256)]
+    session: SessionInfo
+    heartbeat_interval: PositiveMillis
+    heartbeat_timeout: PositiveMillis
+
+
+class MemberList(_Message, tag="MEMBER_LIST", frozen=True):
+    members: list[MemberInfo]
+
+
+class MemberJoined(_Message, tag="MEMBER_JOINED", frozen=True):
+    member: MemberInfo
+
+
+class MemberLeft(_Message, tag="MEMBER_LEFT", frozen=True):
+    member_id: Id
+    reason: LeftReason
+
+
+class MemberUpdated(_Message, tag="MEMBER_UPDATED", frozen=True):
+    members: list[MemberInfo]
+    """Only the members whose status or latency changed since the last update."""
+
+
+class Kicked(_Message, tag="KICKED", frozen=True):
+    reason: Text
+
+
+class SessionClosed(_Message, tag="SESSION_CLOSED", frozen=True):
+    reason: Text
+
+
+class Pong(_Message, tag="PONG", frozen=True):
+    ping_timestamp: Millis
+    received_at: Millis
+
+
+class Error(_Message, tag="ERROR", frozen=True):
+    code: ErrorCode
+    message: Text
+    details: dict[str, Any] | None = None
+
+
+Message = (
+    Join
+    | Leave
+    | Heartbeat
+    | Ping
+    | Welcome
+    | MemberList
+    | MemberJoined
+    | MemberLeft
+    | MemberUpdated
+    | Kicked
+    | SessionClosed
+    | Pong
+    | Error
+)
+
+MESSAGE_TYPES: Final[tuple[type[_Message], ...]] = (
+    Join,
+    Leave,
+    Heartbeat,
+    Ping,
+    Welcome,
+    MemberList,
+    MemberJoined,
+    MemberLeft,
+    MemberUpdated,
+    Kicked,
+    SessionClosed,
+    Pong,
+    Error,
+)
+
+
+def type_name(message: _Message | type[_Message]) -> str:
+    """The wire `type` of a message or message class, e.g. "JOIN"."""
+    tag = msgspec.inspect.type_info(message if isinstance(message, type) else type(message)).tag  # type: ignore[attr-defined]
+    return str(tag)
+
+
+class ProtocolError(Exception):
+    """A frame that is not a valid LOUDSYNC message, with a text a person can act on."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_encoder: Final = msgspec.json.Encoder()
+_decoder: Final[msgspec.json.Decoder[Message]] = msgspec.json.Decoder(Message)
+_peek_decoder: Final = msgspec.json.Decoder()
+
+
+def encode(message: Message) -> str:
+    """One message as a JSON text frame."""
+    return _encoder.encode(message).decode()
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse and validate one frame; anything else raises `ProtocolError(INVALID_MESSAGE)`."""
+    try:
+        return _decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, _explain(text, str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "JSON nested too deeply") from None
+
+
+def _explain(text: str | bytes, error: str) -> str:
+    """Turn msgspec's "Expected `str`, got `int` - at `$.x`" into "JOIN: $.x expected str, ..."."""
+    try:
+        raw = _peek_decoder.decode(text)
+    except RecursionError:
+        return "JSON nested too deeply"
+    except msgspec.DecodeError as exc:  # validation can fail before a syntax error is seen
+        return f"not JSON: {exc}"
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        got = type(raw).__name__ if raw is not None else "null"
+        return f'expected a JSON object with a "type", got {_json_kind(got)}'
+    if kind is None:
+        return 'message has no "type" field'
+    if not isinstance(kind, str) or kind not in _TAGS:
+        return f"unknown message type {kind!r}"
+    detail, _, path = error.partition(" - at ")
+    detail = detail.replace("`", "").removeprefix("Object ")
+    detail = f"{detail[:1].lower()}{detail[1:]}"
+    if path:
+        detail = f"{path.strip('`')} {detail}"
+    return f"{kind}: {detail}"
+
+
+def _json_kind(python_name: str) -> str:
+    return {
+        "list": "an array",
+        "int": "a number",
+        "float": "a number",
+        "str": "a string",
+        "bool": "a boolean",
+    }.get(python_name, python_name)
+
+
+_TAGS: Final = frozenset(type_name(t) for t in MESSAGE_TYPES)

@@ -1,0 +1,268 @@
+"""The app's store with its actions: the only way adapters and widgets change state.
+
+Network and discovery adapters call the `*_seen`, `member_*`, `connection_*` actions;
+widgets call `kick`, `stop_hosting`, `leave`, `retry`, which forward to the controller
+that the running adapter registered. Widgets never see a socket; adapters never see a
+widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Protocol, TypeVar
+
+from loudsync_tui.protocol import MemberInfo, now_ms
+from loudsync_tui.store.state import (
+    LOG_LIMIT,
+    AppState,
+    ConnectionState,
+    DiscoveredSession,
+    GuestState,
+    HostingState,
+    LogEntry,
+    LogLevel,
+    Member,
+)
+from loudsync_tui.store.store import Store
+
+V = TypeVar("V")
+
+
+class HostControl(Protocol):
+    """What the hosting adapter lets the UI ask of it."""
+
+    def kick(self, member_id: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class GuestControl(Protocol):
+    """What the guest adapter lets the UI ask of it."""
+
+    def leave(self) -> None: ...
+
+    def retry(self) -> None: ...
+
+
+def _frozen(items: Mapping[str, V]) -> Mapping[str, V]:
+    return MappingProxyType(dict(items))
+
+
+def member_from_info(info: MemberInfo, device_type: str = "") -> Member:
+    return Member(
+        id=info.id,
+        name=info.name,
+        is_host=info.is_host,
+        status=info.connection_status,
+        joined_at=info.joined_at,
+        latency=info.latency,
+        device_type=device_type,
+    )
+
+
+class AppStore(Store[AppState]):
+    """The single source of truth for the screens."""
+
+    def __init__(self, initial: AppState | None = None) -> None:
+        super().__init__(initial or AppState())
+        self.host_control: HostControl | None = None
+        self.guest_control: GuestControl | None = None
+        self.clock: Callable[[], int] = now_ms
+
+    # Event log ---------------------------------------------------------------
+
+    def log_event(self, text: str, level: LogLevel = "info") -> None:
+        entry = LogEntry(self.clock(), level, text)
+        self.set(lambda s: replace(s, log=(*s.log[-(LOG_LIMIT - 1) :], entry)))
+
+    # Discovery ---------------------------------------------------------------
+
+    def discovery_started(self) -> None:
+        self.set(lambda s: replace(s, discovery=replace(s.discovery, browsing=True, error=None)))
+
+    def discovery_failed(self, error: str) -> None:
+        self.set(lambda s: replace(s, discovery=replace(s.discovery, browsing=False, error=error)))
+        self.log_event(f"Discovery unavailable: {error}", "warning")
+
+    def session_seen(self, session: DiscoveredSession) -> None:
+        """A session appeared or its details changed (same key: updated in place)."""
+
+        def update(s: AppState) -> AppState:
+            if s.discovery.sessions.get(session.key) == session:
+                return s
+            sessions = {**s.discovery.sessions, session.key: session}
+            return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
+
+        self.set(update)
+
+    session_updated = session_seen
+
+    def session_lost(self, key: str) -> None:
+        def update(s: AppState) -> AppState:
+            if key not in s.discovery.sessions:
+                return s
+            sessions = {k: v for k, v in s.discovery.sessions.items() if k != key}
+            return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
+
+        self.set(update)
+
+    def sessions_cleared(self) -> None:
+        self.set(
+            lambda s: replace(s, discovery=replace(s.discovery, sessions=MappingProxyType({})))
+        )
+
+    # Hosting -----------------------------------------------------------------
+
+    def hosting_started(self, hosting: HostingState, control: HostControl | None = None) -> None:
+        self.host_control = control
+        self.set(lambda s: replace(s, hosting=hosting))
+        self.log_event(f"Hosting {hosting.session_name!r} at {hosting.address}")
+
+    def hosting_stopped(self, reason: str = "stopped") -> None:
+        self.host_control = None
+        if self.get().hosting is None:
+            return
+        self.set(lambda s: replace(s, hosting=None))
+        self.log_event(f"Session {reason}")
+
+    def host_members_set(self, members: Iterable[Member]) -> None:
+        self._update_hosting(lambda h: replace(h, members=_frozen({m.id: m for m in members})))
+
+    def host_member_joined(self, member: Member) -> None:
+        self._update_hosting(
+            lambda h: replace(h, members=_frozen({**h.members, member.id: member}))
+        )
+
+    def host_member_updated(self, member: Member) -> None:
+        self.host_member_joined(member)
+
+    def host_member_left(self, member_id: str) -> None:
+        self._update_hosting(
+            lambda h: replace(
+                h, members=_frozen({k: v for k, v in h.members.items() if k != member_id})
+            )
+        )
+
+    def host_banned(self, device_id: str) -> None:
+        self._update_hosting(lambda h: replace(h, banned=h.banned | {device_id}))
+
+    def kick(self, member_id: str) -> None:
+        """Ask the host adapter to kick a member (from the UI)."""
+        if self.host_control is not None:
+            self.host_control.kick(member_id)
+
+    def stop_hosting(self) -> None:
+        """Ask the host adapter to close the session (from the UI)."""
+        if self.host_control is not None:
+            self.host_control.stop()
+
+    def _update_hosting(self, change: Callable[[HostingState], HostingState]) -> None:
+        def update(s: AppState) -> AppState:
+            return s if s.hosting is None else replace(s, hosting=change(s.hosting))
+
+        self.set(update)
+
+    # Guest -------------------------------------------------------------------
+
+    def guest_joining(self, address: str, control: GuestControl | None = None) -> None:
+        self.guest_control = control
+        self.set(
+            lambda s: replace(s, guest=GuestState(address, connection=ConnectionState.CONNECTING))
+        )
+
+    def guest_connection(
+        self,
+        connection: ConnectionState,
+        *,
+        attempt: int = 0,
+        max_attempts: int = 0,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        self._update_guest(
+            lambda g: replace(
+                g,
+                connection=connection,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                next_attempt_at=next_attempt_at,
+            )
+        )
+
+    def guest_welcomed(
+        self,
+        *,
+        client_id: str,
+        session_id: str,
+        session_name: str,
+        host_name: str,
+        max_members: int,
+    ) -> None:
+        self._update_guest(
+            lambda g: replace(
+                g,
+                connection=ConnectionState.CONNECTED,
+                client_id=client_id,
+                session_id=session_id,
+                session_name=session_name,
+                host_name=host_name,
+                max_members=max_members,
+                attempt=0,
+                next_attempt_at=None,
+                ended=None,
+                ended_code=None,
+            )
+        )
+
+    def guest_members_set(self, members: Iterable[Member]) -> None:
+        self._update_guest(lambda g: replace(g, members=_frozen({m.id: m for m in members})))
+
+    def guest_members_updated(self, members: Iterable[Member]) -> None:
+        self._update_guest(
+            lambda g: replace(g, members=_frozen({**g.members, **{m.id: m for m in members}}))
+        )
+
+    def guest_member_left(self, member_id: str) -> None:
+        self._update_guest(
+            lambda g: replace(
+                g, members=_frozen({k: v for k, v in g.members.items() if k != member_id})
+            )
+        )
+
+    def guest_latency(self, latency: float | None) -> None:
+        self._update_guest(lambda g: g if g.latency == latency else replace(g, latency=latency))
+
+    def guest_ended(self, reason: str, code: str) -> None:
+        """The membership is over for good (kicked, session closed, join refused, gave up)."""
+        self._update_guest(
+            lambda g: replace(
+                g,
+                connection=ConnectionState.FAILED
+                if code == "failed"
+                else ConnectionState.DISCONNECTED,
+                ended=reason,
+                ended_code=code,
+                next_attempt_at=None,
+            )
+        )
+
+    def guest_cleared(self) -> None:
+        self.guest_control = None
+        self.set(lambda s: s if s.guest is None else replace(s, guest=None))
+
+    def leave(self) -> None:
+        """Ask the guest adapter to leave the session (from the UI)."""
+        if self.guest_control is not None:
+            self.guest_control.leave()
+
+    def retry(self) -> None:
+        """Ask the guest adapter to try again after FAILED (from the UI)."""
+        if self.guest_control is not None:
+            self.guest_control.retry()
+
+    def _update_guest(self, change: Callable[[GuestState], GuestState]) -> None:
+        def update(s: AppState) -> AppState:
+            return s if s.guest is None else replace(s, guest=change(s.guest))
+
+        self.set(update)

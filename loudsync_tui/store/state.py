@@ -1,0 +1,136 @@
+"""Immutable snapshots of everything the screens show: discovery, hosting, guest, event log.
+
+Each `set()` on the store builds a new snapshot with `dataclasses.replace`; nothing here
+is ever mutated, so a widget can compare the slice it drew with the new one cheaply.
+Mappings are read-only views over fresh dicts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from loudsync_tui.protocol import ConnectionStatus, LeftReason
+
+LogLevel = Literal["info", "warning", "error"]
+
+LOG_LIMIT = 500
+"""The event log keeps this many newest entries."""
+
+
+class ConnectionState(enum.StrEnum):
+    """A guest's link to its host."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A session member as the screens show it."""
+
+    id: str
+    name: str
+    is_host: bool
+    status: ConnectionStatus
+    joined_at: int
+    latency: float | None = None
+    device_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredSession:
+    """A session seen on the LAN, keyed by its mDNS instance name."""
+
+    key: str
+    session_id: str
+    name: str
+    host_name: str
+    addresses: tuple[str, ...]
+    port: int
+    members: int
+    max_members: int
+    protocol_version: int
+    joinable: bool
+    why_not: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryState:
+    sessions: Mapping[str, DiscoveredSession] = field(default_factory=lambda: MappingProxyType({}))
+    browsing: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostingState:
+    """The session this app hosts."""
+
+    session_id: str
+    session_name: str
+    host_id: str
+    host_name: str
+    address: str
+    port: int
+    max_members: int
+    members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
+    banned: frozenset[str] = frozenset()
+    running: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GuestState:
+    """The session this app has joined (or is joining)."""
+
+    address: str
+    connection: ConnectionState = ConnectionState.DISCONNECTED
+    session_id: str | None = None
+    session_name: str | None = None
+    host_name: str | None = None
+    client_id: str | None = None
+    max_members: int | None = None
+    members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
+    latency: float | None = None
+    attempt: int = 0
+    max_attempts: int = 0
+    next_attempt_at: float | None = None
+    """Loop time of the next reconnect attempt, for a countdown."""
+    ended: str | None = None
+    """Why the membership ended (kicked, closed, refused); None while it lasts."""
+    ended_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    at: int
+    """Wall clock, ms since the epoch."""
+    level: LogLevel
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    discovery: DiscoveryState = field(default_factory=DiscoveryState)
+    hosting: HostingState | None = None
+    guest: GuestState | None = None
+    log: tuple[LogEntry, ...] = ()
+
+
+__all__ = [
+    "LOG_LIMIT",
+    "AppState",
+    "ConnectionState",
+    "DiscoveredSession",
+    "DiscoveryState",
+    "GuestState",
+    "HostingState",
+    "LeftReason",
+    "LogEntry",
+    "Member",
+]

@@ -1,0 +1,257 @@
+"""The reactive store: selectors, equality, unsubscribe, coalescing, order, failing listeners."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+
+from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession, HostingState, Member
+from loudsync_tui.store.state import LOG_LIMIT
+from loudsync_tui.store.store import Store
+
+
+@dataclass(frozen=True)
+class S:
+    a: int = 0
+    b: int = 0
+
+
+def test_get_and_set_value_or_function() -> None:
+    store = Store(S())
+    store.set(S(a=1))
+    assert store.get() == S(a=1)
+    store.set(lambda s: replace(s, b=s.a + 1))
+    assert store.get() == S(a=1, b=2)
+
+
+def test_listener_runs_only_when_its_slice_changes() -> None:
+    store = Store(S())
+    calls: list[tuple[int, int]] = []
+    store.subscribe(lambda new, old: calls.append((new, old)), selector=lambda s: s.a)
+    store.set(lambda s: replace(s, b=5))
+    assert calls == []
+    store.set(lambda s: replace(s, a=7))
+    assert calls == [(7, 0)]
+
+
+def test_custom_equality() -> None:
+    store = Store(S())
+    calls: list[int] = []
+    store.subscribe(
+        lambda new, old: calls.append(new),
+        selector=lambda s: s.a,
+        equals=lambda x, y: x // 10 == y // 10,
+    )
+    store.set(S(a=5))
+    assert calls == []
+    store.set(S(a=15))
+    assert calls == [15]
+
+
+def test_unsubscribe_stops_calls_and_is_idempotent() -> None:
+    store = Store(S())
+    calls: list[S] = []
+    unsubscribe = store.subscribe(lambda new, old: calls.append(new))
+    store.set(S(a=1))
+    unsubscribe()
+    unsubscribe()
+    store.set(S(a=2))
+    assert calls == [S(a=1)]
+
+
+def test_listeners_run_in_subscription_order() -> None:
+    store = Store(S())
+    order: list[str] = []
+    for name in "abc":
+        store.subscribe(lambda new, old, name=name: order.append(name))
+    store.set(S(a=1))
+    assert order == ["a", "b", "c"]
+
+
+def test_a_failing_listener_does_not_break_the_others() -> None:
+    errors: list[BaseException] = []
+    store = Store(S(), on_listener_error=errors.append)
+    seen: list[int] = []
+
+    def boom(new: S, old: S) -> None:
+        raise RuntimeError("boom")
+
+    store.subscribe(boom)
+    store.subscribe(lambda new, old: seen.append(new.a))
+    store.set(S(a=1))
+    store.set(S(a=2))
+    assert seen == [1, 2]
+    assert [str(e) for e in errors] == ["boom", "boom"]
+
+
+def test_failing_selector_is_reported_too() -> None:
+    errors: list[BaseException] = []
+    store = Store(S(), on_listener_error=errors.append)
+    store.subscribe(lambda new, old: None, selector=lambda s: 1 // 0 if s.a == 1 else s.a)
+    store.set(S(a=1))
+    assert len(errors) == 1
+    assert isinstance(errors[0], ZeroDivisionError)
+
+
+async def test_burst_of_sets_in_one_tick_notifies_once() -> None:
+    store = Store(S())
+    calls: list[tuple[int, int]] = []
+    store.subscribe(lambda new, old: calls.append((new, old)), selector=lambda s: s.a)
+    for i in range(1, 1001):
+        store.set(lambda s, i=i: replace(s, a=i))
+    assert calls == []
+    assert store.get().a == 1000
+    await asyncio.sleep(0)
+    assert calls == [(1000, 0)]
+    assert store.notifications == 1
+
+
+async def test_change_and_revert_within_a_tick_notifies_nobody() -> None:
+    store = Store(S())
+    calls: list[int] = []
+    store.subscribe(lambda new, old: calls.append(new), selector=lambda s: s.a)
+    store.set(S(a=1))
+    store.set(S(a=0))
+    await asyncio.sleep(0)
+    assert calls == []
+
+
+async def test_listener_subscribed_during_a_flush_sees_the_next_change() -> None:
+    store = Store(S())
+    late: list[int] = []
+
+    def first(new: S, old: S) -> None:
+        store.subscribe(lambda n, o: late.append(n.a))
+
+    unsubscribe = store.subscribe(first)
+    store.set(S(a=1))
+    await asyncio.sleep(0)
+    unsubscribe()
+    store.set(S(a=2))
+    await asyncio.sleep(0)
+    assert late == [2]
+
+
+def _session(key: str, members: int = 1) -> DiscoveredSession:
+    return DiscoveredSession(
+        key, "id-" + key, key, "Grace", ("127.0.0.1",), 8080, members, 10, 1, True
+    )
+
+
+def test_discovery_actions() -> None:
+    store = AppStore()
+    store.session_seen(_session("a"))
+    store.session_seen(_session("b"))
+    store.session_updated(_session("a", members=3))
+    assert store.get().discovery.sessions["a"].members == 3
+    store.session_lost("b")
+    store.session_lost("missing")
+    assert list(store.get().discovery.sessions) == ["a"]
+    store.discovery_failed("no multicast")
+    assert store.get().discovery.error == "no multicast"
+    assert store.get().log[-1].level == "warning"
+
+
+def test_unchanged_session_does_not_notify() -> None:
+    store = AppStore()
+    store.session_seen(_session("a"))
+    calls: list[object] = []
+    store.subscribe(lambda n, o: calls.append(n), selector=lambda s: s.discovery)
+    store.session_seen(_session("a"))
+    assert calls == []
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.kicked: list[str] = []
+        self.stopped = 0
+
+    def kick(self, member_id: str) -> None:
+        self.kicked.append(member_id)
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_hosting_actions_and_commands_reach_the_control() -> None:
+    store = AppStore()
+    control = FakeHost()
+    store.kick("nobody")  # no host running: nothing happens, nothing breaks
+    store.hosting_started(
+        HostingState("s", "Friday", "h", "Grace", "ws://127.0.0.1:8080", 8080, 10), control
+    )
+    host = Member("h", "Grace", True, "connected", 1)
+    guest = Member("g", "Ada", False, "connected", 2)
+    store.host_members_set([host])
+    store.host_member_joined(guest)
+    store.host_member_updated(replace(guest, latency=4.0))
+    hosting = store.get().hosting
+    assert hosting is not None
+    assert hosting.members["g"].latency == 4.0
+    store.kick("g")
+    store.stop_hosting()
+    assert control.kicked == ["g"]
+    assert control.stopped == 1
+    store.host_member_left("g")
+    store.host_banned("g")
+    hosting = store.get().hosting
+    assert hosting is not None
+    assert list(hosting.members) == ["h"]
+    assert hosting.banned == {"g"}
+    store.hosting_stopped()
+    assert store.get().hosting is None
+    store.kick("h")
+    assert control.kicked == ["g"]
+
+
+def test_guest_actions() -> None:
+    store = AppStore()
+    store.guest_joining("127.0.0.1:8080")
+    guest = store.get().guest
+    assert guest is not None
+    assert guest.connection is ConnectionState.CONNECTING
+    store.guest_welcomed(
+        client_id="me", session_id="s", session_name="Friday", host_name="Grace", max_members=10
+    )
+    store.guest_members_set([Member("h", "Grace", True, "connected", 1)])
+    store.guest_members_updated([Member("me", "Ada", False, "connected", 2, 1.5)])
+    store.guest_latency(1.5)
+    store.guest_connection(ConnectionState.RECONNECTING, attempt=2, max_attempts=3)
+    guest = store.get().guest
+    assert guest is not None
+    assert guest.connection is ConnectionState.RECONNECTING
+    assert (guest.attempt, guest.max_attempts) == (2, 3)
+    assert set(guest.members) == {"h", "me"}
+    store.guest_member_left("h")
+    store.guest_ended("You were removed by the host", "kicked")
+    guest = store.get().guest
+    assert guest is not None
+    assert guest.ended == "You were removed by the host"
+    assert guest.connection is ConnectionState.DISCONNECTED
+    store.guest_cleared()
+    assert store.get().guest is None
+
+
+def test_event_log_is_bounded() -> None:
+    store = AppStore()
+    for i in range(LOG_LIMIT + 50):
+        store.log_event(f"event {i}")
+    log = store.get().log
+    assert len(log) == LOG_LIMIT
+    assert log[-1].text == f"event {LOG_LIMIT + 49}"
+    assert log[0].text == "event 50"
+
+
+async def test_thousand_member_updates_cost_one_notification() -> None:
+    store = AppStore()
+    store.hosting_started(HostingState("s", "F", "h", "G", "a", 1, 2000))
+    await asyncio.sleep(0)
+    redraws: list[int] = []
+    store.subscribe(
+        lambda n, o: redraws.append(len(n)),
+        selector=lambda s: s.hosting.members if s.hosting else {},
+    )
+    for i in range(1000):
+        store.host_member_joined(Member(f"m{i}", f"M{i}", False, "connected", i))
+    await asyncio.sleep(0)
+    assert redraws == [1000]
