@@ -1,4 +1,8 @@
-"""Command line: `loudsync-tui [host|join|discover]`, with or without a screen."""
+"""Command line: `loudsync-tui [host|join|discover]`, with a screen or headless.
+
+The parser lives here; each command's runner lives in its own module and is imported
+only when that command runs, so `discover --json` never pays for Textual.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,166 @@ import sys
 from collections.abc import Sequence
 
 from loudsync_tui import __version__
+from loudsync_tui.config import DEFAULT_PORT
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _add_identity(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """Options valid before and after the command; a subcommand's default must not win."""
+    parser.add_argument(
+        "--name", help="your display name (default: your login name)", default=default
+    )
+    parser.add_argument(
+        "--config-dir",
+        default=default,
+        help="where the device identity is kept (default: the user config dir; "
+        "LOUDSYNC_CONFIG_DIR also sets it)",
+    )
+
+
+def _add_interfaces(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument(
+        "--interface",
+        action="append",
+        default=[] if default is None else default,
+        metavar="ADDR",
+        dest="interfaces",
+        help="an interface address for mDNS (repeatable; default: every IPv4 interface)",
+    )
+
+
+def _add_host_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session-name", default=None, help="the hosted session's name")
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default: 8080)"
+    )
+    parser.add_argument(
+        "--bind", default="0.0.0.0", metavar="ADDR", help="address to listen on (default: all)"
+    )
+    parser.add_argument(
+        "--max-members",
+        type=_positive_int,
+        default=10,
+        help="members allowed, the host included (default: 10)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval", type=_seconds, default=5.0, help="seconds (default: 5)"
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=_seconds,
+        default=15.0,
+        help="seconds of silence before a member is dropped (default: 15)",
+    )
+    parser.add_argument("--session-id", default=None, help="fixed session id (default: random)")
+    parser.add_argument(
+        "--no-discovery",
+        action="store_false",
+        dest="discovery",
+        help="do not advertise the session on the LAN",
+    )
+
+
+def _add_join_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--session-id", default=None, help="the session id (default: asked of the host)"
+    )
+    parser.add_argument(
+        "--connect-timeout", type=_seconds, default=10.0, help="seconds (default: 10)"
+    )
+    parser.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        default=3,
+        help="attempts after a dropped link (default: 3)",
+    )
+    parser.add_argument(
+        "--reconnect-delay",
+        type=_seconds,
+        default=2.0,
+        help="seconds between attempts (default: 2)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loudsync-tui",
-        description="Gather the people on one LAN into a live session.",
+        description="Gather the people on one LAN into a live session. "
+        "Without a command, opens the app on the Browse screen.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_identity(parser)
+    _add_interfaces(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    host = commands.add_parser("host", help="host a session")
+    host.add_argument("--headless", action="store_true", help="no screen: log to stderr")
+    _add_identity(host, argparse.SUPPRESS)
+    _add_interfaces(host, argparse.SUPPRESS)
+    _add_host_options(host)
+
+    join = commands.add_parser("join", help="join a session by address")
+    join.add_argument("address", metavar="ADDRESS", help="HOST[:PORT] or ws://HOST:PORT")
+    join.add_argument("--headless", action="store_true", help="no screen: log to stderr")
+    _add_identity(join, argparse.SUPPRESS)
+    _add_interfaces(join, argparse.SUPPRESS)
+    _add_join_options(join)
+
+    discover = commands.add_parser("discover", help="list the sessions on the LAN and exit")
+    discover.add_argument(
+        "--timeout", type=_seconds, default=3.0, help="seconds to listen (default: 3)"
+    )
+    discover.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_interfaces(discover, argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    del args
-    from loudsync_tui.tui.app import LoudsyncApp
+    if args.command == "discover":
+        from loudsync_tui.headless.discover import run_discover
 
-    LoudsyncApp().run()
-    return 0
+        return run_discover(args)
+    if args.command in ("host", "join") and args.headless:
+        if args.command == "host":
+            from loudsync_tui.headless.host import run_host
+
+            return run_host(args)
+        from loudsync_tui.headless.join import run_join
+
+        return run_join(args)
+    from loudsync_tui.tui.app import run_app
+
+    return run_app(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,51 @@
+"""Settings for hosting and joining; the CLI, the app and the tests build these the same way.
+
+Durations are seconds (floats), as on the command line; the wire carries milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PORT = 8080
+PORT_TRIES = 21
+"""The host tries its port and the next 20 when one is taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    session_name: str
+    host_name: str
+    host_id: str
+    session_id: str | None = None
+    """None: a fresh random id."""
+    port: int = DEFAULT_PORT
+    bind: str = "0.0.0.0"
+    max_members: int = 10
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 15.0
+    join_timeout: float = 5.0
+    discovery: bool = True
+    interfaces: tuple[str, ...] = ()
+    """Interfaces to advertise on; empty means every IPv4 interface."""
+    port_tries: int = PORT_TRIES
+    max_frame_size: int = 64 * 1024
+    rate_per_second: float = 20.0
+    rate_burst: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class GuestConfig:
+    address: str
+    """`HOST[:PORT]` or a `ws://` URL."""
+    name: str
+    device_id: str
+    device_type: str = "terminal"
+    session_id: str | None = None
+    """None: ask the host for it."""
+    connect_timeout: float = 10.0
+    reconnect_attempts: int = 3
+    reconnect_delay: float = 2.0
+    reconnect_jitter: float = 0.25
+    """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    max_frame_size: int = 1024 * 1024

@@ -1,0 +1,1 @@
+"""Session rules without I/O: inputs and a clock in, effects out."""

@@ -1,0 +1,1 @@
+"""Thin adapters between sockets (WebSocket, mDNS) and the sans-I/O cores and the store."""
