@@ -14,3 +14,9 @@ class LoudsyncApp(App[None]):
         yield Header()
         yield Static("Searching for sessions on this network…", id="status")
         yield Footer()
+
+
+def run_app(args: object) -> int:
+    del args
+    LoudsyncApp().run()
+    return 0
