@@ -1,10 +1,54 @@
-"""Headless `host` (being built)."""
+"""`loudsync-tui host --headless`: host a session with no screen, logging to stderr."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+
+from loudsync_tui.config import HostConfig
+from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stdout
+from loudsync_tui.net.host_service import HostService, HostStartError
+from loudsync_tui.store import AppStore
+
+
+def host_config(args: argparse.Namespace, host_id: str, name: str) -> HostConfig:
+    return HostConfig(
+        session_name=args.session_name or f"{name}'s session",
+        host_name=name,
+        host_id=host_id,
+        session_id=args.session_id,
+        port=args.port,
+        bind=args.bind,
+        max_members=args.max_members,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_timeout=args.heartbeat_timeout,
+        discovery=args.discovery,
+        interfaces=tuple(args.interfaces),
+    )
+
+
+async def serve_headless(config: HostConfig) -> int:
+    store = AppStore()
+    print_log(store)
+    service = HostService(config, store)
+    try:
+        await service.start()
+    except HostStartError as exc:
+        return fail(str(exc))
+    stdout.print(
+        f"session {service.session_id} listening on {service.url} "
+        f"(join with: loudsync-tui join {service.give_out})"
+    )
+    on_stop_signals(service.stop)
+    await service.wait_closed()
+    return 0
 
 
 def run_host(args: argparse.Namespace) -> int:
-    del args
-    return 2
+    try:
+        host_id, name = identity_from(args)
+    except OSError as exc:
+        return fail(f"cannot use the config directory: {exc}")
+    if args.heartbeat_timeout <= args.heartbeat_interval:
+        return fail("--heartbeat-timeout must be longer than --heartbeat-interval", 2)
+    return asyncio.run(serve_headless(host_config(args, host_id, name)))

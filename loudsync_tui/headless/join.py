@@ -1,10 +1,76 @@
-"""Headless `join` (being built)."""
+"""`loudsync-tui join ADDRESS --headless`: join with no screen, logging to stderr.
+
+Exit status: 0 after leaving or when the host closed the session, 3 when kicked,
+2 when the join was refused, 1 when the host could not be reached or was lost.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+
+from loudsync_tui.config import GuestConfig
+from loudsync_tui.core.host import latency_changed
+from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stderr
+from loudsync_tui.net.guest_service import GuestService
+from loudsync_tui.store import AppStore, ConnectionState, GuestState
+
+EXIT_CODES = {"left": 0, "closed": 0, "kicked": 3, "refused": 2, "failed": 1}
+
+
+def guest_config(args: argparse.Namespace, device_id: str, name: str) -> GuestConfig:
+    return GuestConfig(
+        address=args.address,
+        name=name,
+        device_id=device_id,
+        session_id=args.session_id,
+        connect_timeout=args.connect_timeout,
+        reconnect_attempts=max(0, args.reconnect_attempts),
+        reconnect_delay=args.reconnect_delay,
+    )
+
+
+async def join_headless(config: GuestConfig) -> int:
+    store = AppStore()
+    print_log(store)
+    service = GuestService(config, store)
+    failed = asyncio.Event()
+    shown_latency: list[float | None] = [None]
+
+    def watch(new: GuestState | None, old: GuestState | None) -> None:
+        if new is None:
+            return
+        if old is None or new.connection is not old.connection:
+            if new.connection is ConnectionState.RECONNECTING:
+                stderr.log(
+                    f"reconnecting, attempt {new.attempt}/{new.max_attempts}", style="yellow"
+                )
+            if new.connection is ConnectionState.FAILED:
+                failed.set()
+        if new.latency is not None and latency_changed(shown_latency[0], new.latency):
+            shown_latency[0] = new.latency
+            stderr.log(f"latency {new.latency:.1f} ms", style="dim")
+
+    store.subscribe(watch, selector=lambda s: s.guest)
+    on_stop_signals(service.leave)
+    service.start()
+    ended = asyncio.create_task(service.wait_ended())
+    gave_up = asyncio.create_task(failed.wait())
+    await asyncio.wait({ended, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    if gave_up.done() and not ended.done():
+        service.leave()
+        await service.aclose()
+        guest = store.get().guest
+        return fail(guest.ended if guest and guest.ended else "could not connect", 1)
+    gave_up.cancel()
+    end = ended.result()
+    await service.aclose()
+    return EXIT_CODES[end.code]
 
 
 def run_join(args: argparse.Namespace) -> int:
-    del args
-    return 2
+    try:
+        device_id, name = identity_from(args)
+    except OSError as exc:
+        return fail(f"cannot use the config directory: {exc}")
+    return asyncio.run(join_headless(guest_config(args, device_id, name)))

@@ -180,10 +180,13 @@ class AppStore(Store[AppState]):
         max_attempts: int = 0,
         next_attempt_at: float | None = None,
     ) -> None:
+        ongoing = connection is not ConnectionState.FAILED
         self._update_guest(
             lambda g: replace(
                 g,
                 connection=connection,
+                ended=None if ongoing else g.ended,
+                ended_code=None if ongoing else g.ended_code,
                 attempt=attempt,
                 max_attempts=max_attempts,
                 next_attempt_at=next_attempt_at,

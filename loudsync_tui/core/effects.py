@@ -1,0 +1,72 @@
+"""What the cores ask their adapters to do; plain values, so tests can compare them.
+
+Connections are opaque ids (`ConnId`) chosen by the adapter; the cores never see a socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from loudsync_tui.protocol import LeftReason, MemberInfo, Message
+
+ConnId = int
+LogLevel = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    conn: ConnId
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """One message to many connections; the adapter encodes it once."""
+
+    conns: tuple[ConnId, ...]
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    conn: ConnId
+    code: int
+    reason: str
+
+
+# Events the host adapter turns into store actions and log lines ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdded:
+    member: MemberInfo
+    device_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged:
+    member: MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    member_id: str
+    name: str
+    reason: LeftReason
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBanned:
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: LogLevel
+    text: str
+
+
+HostEffect = (
+    Send | Broadcast | Close | MemberAdded | MemberChanged | MemberRemoved | DeviceBanned | Log
+)

@@ -1,0 +1,394 @@
+"""The guest's session rules, without I/O.
+
+`GuestSession` is the connection state machine (DISCONNECTED -> CONNECTING ->
+CONNECTED -> RECONNECTING -> FAILED), the resume token, the reconnect schedule, the
+heartbeat schedule and the latency estimate. The client adapter opens and closes
+sockets when told to (`Connect`, `Disconnect`), feeds frames and closes back in, and
+calls `tick()` by `next_deadline()`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from loudsync_tui.config import GuestConfig
+from loudsync_tui.core.clock import Clock
+from loudsync_tui.core.effects import Log
+from loudsync_tui.protocol import (
+    PROTOCOL_VERSION,
+    CloseCode,
+    DeviceInfo,
+    Error,
+    Heartbeat,
+    Join,
+    Kicked,
+    Leave,
+    MemberInfo,
+    MemberJoined,
+    MemberLeft,
+    MemberList,
+    MemberUpdated,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    SessionClosed,
+    Welcome,
+    decode,
+    should_reconnect,
+    type_name,
+)
+from loudsync_tui.store.state import ConnectionState
+
+EndCode = Literal["left", "kicked", "closed", "refused", "failed"]
+LATENCY_SMOOTHING = 0.3
+"""Weight of a new round-trip sample in the moving average."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a connection to the host now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: ConnectionState
+    attempt: int = 0
+    max_attempts: int = 0
+    next_attempt_at: float | None = None
+    """Monotonic time of the next reconnect attempt, for a countdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Welcomed:
+    welcome: Welcome
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MembersReplaced:
+    members: list[MemberInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class MembersUpdated:
+    members: list[MemberInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberGone:
+    member_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyMeasured:
+    latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The membership is over; `code` says why, `reason` is for people."""
+
+    reason: str
+    code: EndCode
+
+
+GuestEffect = (
+    Connect
+    | Disconnect
+    | Transmit
+    | StateChanged
+    | Welcomed
+    | MembersReplaced
+    | MembersUpdated
+    | MemberGone
+    | LatencyMeasured
+    | Ended
+    | Log
+)
+
+
+class GuestSession:
+    def __init__(
+        self,
+        config: GuestConfig,
+        session_id: str,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.session_id = session_id
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.state = ConnectionState.DISCONNECTED
+        self.resume_token: str | None = None
+        self.latency: float | None = None
+        self.ended: Ended | None = None
+        self.attempt = 0
+        self.failure: str | None = None
+        self._heartbeat_interval = 5.0
+        self._heartbeat_timeout = 15.0
+        self._last_received = 0.0
+        self._next_heartbeat: float | None = None
+        self._next_attempt: float | None = None
+        self._welcome_deadline: float | None = None
+        self._open = False
+        self._pings: dict[int, float] = {}
+        self._leaving = False
+
+    # Commands -------------------------------------------------------------------
+
+    def start(self) -> list[GuestEffect]:
+        if self.state is not ConnectionState.DISCONNECTED or self.ended is not None:
+            return []
+        return self._connect(ConnectionState.CONNECTING)
+
+    def retry(self) -> list[GuestEffect]:
+        """From FAILED only: a fresh round of attempts, resuming if the host still holds us."""
+        if self.state is not ConnectionState.FAILED:
+            return []
+        self.attempt = 0
+        self.failure = None
+        self.ended = None
+        return self._connect(ConnectionState.CONNECTING)
+
+    def leave(self, reason: str = "user quit") -> list[GuestEffect]:
+        if self.ended is not None:
+            return []
+        self._leaving = True
+        effects: list[GuestEffect] = []
+        if self._open:
+            if self.state is ConnectionState.CONNECTED:
+                effects.append(Transmit(Leave(timestamp=self.clock.wall_ms(), reason=reason)))
+            effects.append(Disconnect(CloseCode.NORMAL, "left"))
+        return effects + self._end("You left the session", "left")
+
+    # Socket events ----------------------------------------------------------------
+
+    def opened(self) -> list[GuestEffect]:
+        """The WebSocket handshake completed; ask to join (resuming if we can)."""
+        self._open = True
+        self._welcome_deadline = self.clock.monotonic() + self.config.connect_timeout
+        join = Join(
+            timestamp=self.clock.wall_ms(),
+            session_id=self.session_id,
+            protocol_version=PROTOCOL_VERSION,
+            device=DeviceInfo(self.config.device_id, self.config.name, self.config.device_type),
+            resume_token=self.resume_token,
+        )
+        return [Transmit(join)]
+
+    def connect_failed(self, error: str) -> list[GuestEffect]:
+        """The connection could not be opened (refused, unreachable, timed out)."""
+        self._open = False
+        return self._lost(None, error)
+
+    def closed(self, code: int | None, reason: str = "") -> list[GuestEffect]:
+        """The connection closed; `code` is None when no close frame came (link lost)."""
+        was_open, self._open = self._open, False
+        if not was_open or self.ended is not None:
+            return []
+        if self._leaving:
+            return []
+        if not should_reconnect(code):
+            return self._end_for_close(code, reason)
+        return self._lost(code, f"connection lost ({_describe_close(code, reason)})")
+
+    def received(self, data: str | bytes) -> list[GuestEffect]:
+        self._last_received = self.clock.monotonic()
+        try:
+            message = decode(data)
+        except ProtocolError as exc:
+            return [Log("warning", f"Ignored a bad message from the host: {exc.message}")]
+        return self._on_message(message)
+
+    def tick(self) -> list[GuestEffect]:
+        now = self.clock.monotonic()
+        effects: list[GuestEffect] = []
+        if (
+            self.state is ConnectionState.RECONNECTING
+            and not self._open
+            and self._next_attempt is not None
+            and now >= self._next_attempt
+        ):
+            self._next_attempt = None
+            effects.append(Connect())
+        if self._welcome_deadline is not None and now >= self._welcome_deadline and self._open:
+            self._welcome_deadline = None
+            self._open = False
+            effects.append(Disconnect(CloseCode.NORMAL, "no WELCOME in time"))
+            effects += self._lost(None, "the host did not answer the JOIN in time")
+        if self.state is ConnectionState.CONNECTED and self._open:
+            if now - self._last_received >= self._heartbeat_timeout:
+                self._open = False
+                effects.append(Disconnect(CloseCode.HEARTBEAT_TIMEOUT, "host silent"))
+                silent = f"the host was silent for {self._heartbeat_timeout:g} s"
+                return effects + self._lost(None, silent)
+            if self._next_heartbeat is not None and now >= self._next_heartbeat:
+                effects += self._heartbeat(now)
+        return effects
+
+    def next_deadline(self) -> float | None:
+        """When `tick()` next has something to do (monotonic seconds), or None."""
+        times = [
+            t
+            for t in (
+                self._next_attempt if self.state is ConnectionState.RECONNECTING else None,
+                self._welcome_deadline,
+                self._next_heartbeat if self.state is ConnectionState.CONNECTED else None,
+                self._last_received + self._heartbeat_timeout
+                if self.state is ConnectionState.CONNECTED and self._open
+                else None,
+            )
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    # Internals --------------------------------------------------------------------
+
+    def _on_message(self, message: Message) -> list[GuestEffect]:
+        now = self.clock.monotonic()
+        match message:
+            case Welcome():
+                resumed = (
+                    self.resume_token is not None
+                    and self.state
+                    in (
+                        ConnectionState.RECONNECTING,
+                        ConnectionState.CONNECTING,
+                    )
+                    and self.resume_token == message.resume_token
+                )
+                self.resume_token = message.resume_token
+                self._heartbeat_interval = message.heartbeat_interval / 1000
+                self._heartbeat_timeout = message.heartbeat_timeout / 1000
+                self._welcome_deadline = None
+                self.attempt = 0
+                self.state = ConnectionState.CONNECTED
+                return [
+                    StateChanged(ConnectionState.CONNECTED),
+                    Welcomed(message, resumed),
+                    *self._heartbeat(now, ping_only=True),
+                ]
+            case MemberList(members=members):
+                return [MembersReplaced(members)]
+            case MemberJoined(member=member):
+                return [MembersUpdated([member])]
+            case MemberUpdated(members=members):
+                return [MembersUpdated(members)]
+            case MemberLeft(member_id=member_id, reason=reason):
+                return [MemberGone(member_id, reason)]
+            case Pong():
+                return self._on_pong(message, now)
+            case Kicked(reason=reason):
+                return self._end(f"You were removed by the host: {reason}", "kicked")
+            case SessionClosed(reason=reason):
+                return self._end(f"The session was closed: {reason}", "closed")
+            case Error(code=code, message=text):
+                if self.state is not ConnectionState.CONNECTED:
+                    return [
+                        Disconnect(CloseCode.NORMAL, "join refused"),
+                        *self._end(f"Join refused: {code}: {text}", "refused"),
+                    ]
+                return [Log("warning", f"The host reported {code}: {text}")]
+            case _:
+                return [Log("warning", f"Ignored {type_name(message)}: only guests send it")]
+
+    def _heartbeat(self, now: float, *, ping_only: bool = False) -> list[GuestEffect]:
+        self._next_heartbeat = now + self._heartbeat_interval
+        wall = self.clock.wall_ms()
+        self._pings[wall] = now
+        if len(self._pings) > 8:
+            self._pings.pop(next(iter(self._pings)))
+        latency = None if self.latency is None else round(self.latency, 1)
+        ping = Transmit(Ping(timestamp=wall, latency=latency))
+        if ping_only:
+            return [ping]
+        return [Transmit(Heartbeat(timestamp=wall)), ping]
+
+    def _on_pong(self, pong: Pong, now: float) -> list[GuestEffect]:
+        sent = self._pings.pop(pong.ping_timestamp, None)
+        if sent is None:
+            return []
+        host_hold_ms = max(0, pong.timestamp - pong.received_at)
+        sample = max(0.0, (now - sent) * 1000 - host_hold_ms)
+        if self.latency is None:
+            self.latency = sample
+        else:
+            self.latency += LATENCY_SMOOTHING * (sample - self.latency)
+        return [LatencyMeasured(self.latency)]
+
+    def _connect(self, state: ConnectionState) -> list[GuestEffect]:
+        self.state = state
+        return [
+            StateChanged(state, self.attempt, self.config.reconnect_attempts),
+            Connect(),
+        ]
+
+    def _lost(self, code: int | None, why: str) -> list[GuestEffect]:
+        """A connection attempt failed or an established link dropped abnormally."""
+        if self.ended is not None or self._leaving:
+            return []
+        self._next_heartbeat = None
+        self._welcome_deadline = None
+        effects: list[GuestEffect] = [Log("warning", why[:1].upper() + why[1:])]
+        if self.resume_token is None or self.attempt >= self.config.reconnect_attempts:
+            self.state = ConnectionState.FAILED
+            self.failure = why
+            self._next_attempt = None
+            effects.append(StateChanged(ConnectionState.FAILED, self.attempt))
+            return effects
+        self.attempt += 1
+        jitter = self.config.reconnect_jitter
+        delay = self.config.reconnect_delay * self.rng.uniform(1 - jitter, 1 + jitter)
+        self._next_attempt = self.clock.monotonic() + delay
+        self.state = ConnectionState.RECONNECTING
+        effects.append(
+            StateChanged(
+                ConnectionState.RECONNECTING,
+                self.attempt,
+                self.config.reconnect_attempts,
+                self._next_attempt,
+            )
+        )
+        del code
+        return effects
+
+    def _end_for_close(self, code: int | None, reason: str) -> list[GuestEffect]:
+        if code == CloseCode.KICKED:
+            return self._end("You were removed by the host", "kicked")
+        if code == CloseCode.GOING_AWAY:
+            return self._end("The session was closed", "closed")
+        if code == CloseCode.JOIN_REFUSED:
+            return self._end(f"Join refused ({reason or 'no reason given'})", "refused")
+        return self._end(f"The host closed the connection ({reason or 'no reason'})", "closed")
+
+    def _end(self, reason: str, code: EndCode) -> list[GuestEffect]:
+        if self.ended is not None:
+            return []
+        self.ended = Ended(reason, code)
+        self.state = ConnectionState.DISCONNECTED
+        self._next_heartbeat = None
+        self._next_attempt = None
+        self._welcome_deadline = None
+        return [StateChanged(ConnectionState.DISCONNECTED), self.ended]
+
+
+def _describe_close(code: int | None, reason: str) -> str:
+    if code is None:
+        return "no close frame"
+    return f"code {code}{', ' + reason if reason else ''}"

@@ -1,0 +1,491 @@
+"""The host's session rules, without I/O.
+
+`HostSession` owns the member list and every rule about it: JOIN checks in their
+documented order, resume, heartbeat deadlines, rate limits, kick and ban, and the
+batching of MEMBER_UPDATED. Each input (a connection opened, a frame from it, the
+link dropping, a tick, a host command) returns the effects to carry out. The server
+adapter only moves frames and carries out effects.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from loudsync_tui.config import HostConfig
+from loudsync_tui.core.clock import Clock
+from loudsync_tui.core.effects import (
+    Broadcast,
+    Close,
+    ConnId,
+    DeviceBanned,
+    HostEffect,
+    Log,
+    MemberAdded,
+    MemberChanged,
+    MemberRemoved,
+    Send,
+)
+from loudsync_tui.core.ratelimit import TokenBucket
+from loudsync_tui.protocol import (
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    CloseCode,
+    ConnectionStatus,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    Join,
+    Kicked,
+    Leave,
+    LeftReason,
+    MemberInfo,
+    MemberJoined,
+    MemberLeft,
+    MemberList,
+    MemberUpdated,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    SessionClosed,
+    SessionInfo,
+    Welcome,
+    decode,
+    type_name,
+)
+
+LATENCY_MIN_CHANGE_MS = 5.0
+LATENCY_MIN_CHANGE_RATIO = 0.2
+
+
+def latency_changed(old: float | None, new: float | None) -> bool:
+    """Whether a latency moved enough to tell everyone: by more than both 5 ms and 20%."""
+    if old is None or new is None:
+        return old != new
+    delta = abs(new - old)
+    return delta > LATENCY_MIN_CHANGE_MS and delta > LATENCY_MIN_CHANGE_RATIO * old
+
+
+@dataclass(slots=True)
+class _Conn:
+    id: ConnId
+    address: str
+    opened_at: float
+    bucket: TokenBucket
+    member_id: str | None = None
+    closing: bool = False
+
+
+@dataclass(slots=True)
+class _Member:
+    id: str
+    name: str
+    device_type: str
+    joined_at: int
+    is_host: bool = False
+    conn: ConnId | None = None
+    resume_token: str = ""
+    status: ConnectionStatus = "connected"
+    latency: float | None = None
+    last_seen: float = 0.0
+    dropped_at: float | None = None
+    sent_status: ConnectionStatus = "connected"
+    sent_latency: float | None = None
+
+    def info(self) -> MemberInfo:
+        return MemberInfo(
+            self.id, self.name, self.is_host, self.status, self.joined_at, self.latency
+        )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Members whose status or latency changed since the last MEMBER_UPDATED."""
+
+    ids: set[str] = field(default_factory=set)
+    last_sent: float = float("-inf")
+
+
+class HostSession:
+    def __init__(self, config: HostConfig, session_id: str, clock: Clock) -> None:
+        self.config = config
+        self.session_id = session_id
+        self.clock = clock
+        self.closed = False
+        self._conns: dict[ConnId, _Conn] = {}
+        self._members: dict[str, _Member] = {}
+        self._banned: set[str] = set()
+        self._pending = _Pending()
+        host = _Member(
+            id=config.host_id,
+            name=config.host_name,
+            device_type="host",
+            joined_at=clock.wall_ms(),
+            is_host=True,
+        )
+        self._members[host.id] = host
+
+    # Read-only views ------------------------------------------------------------
+
+    @property
+    def members(self) -> list[MemberInfo]:
+        return [m.info() for m in self._members.values()]
+
+    @property
+    def banned(self) -> frozenset[str]:
+        return frozenset(self._banned)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    def session_info(self) -> SessionInfo:
+        return SessionInfo(
+            id=self.session_id,
+            name=self.config.session_name,
+            host_id=self.config.host_id,
+            host_name=self.config.host_name,
+            max_members=self.config.max_members,
+            member_count=len(self._members),
+            protocol_version=PROTOCOL_VERSION,
+        )
+
+    def member_of(self, conn: ConnId) -> str | None:
+        c = self._conns.get(conn)
+        return None if c is None else c.member_id
+
+    # Inputs ---------------------------------------------------------------------
+
+    def connected(self, conn: ConnId, address: str = "") -> list[HostEffect]:
+        now = self.clock.monotonic()
+        self._conns[conn] = _Conn(
+            conn,
+            address,
+            now,
+            TokenBucket(self.config.rate_per_second, self.config.rate_burst, now),
+        )
+        if self.closed:
+            return [Close(conn, CloseCode.GOING_AWAY, "session closed")]
+        return []
+
+    def received(self, conn: ConnId, data: str | bytes) -> list[HostEffect]:
+        c = self._conns.get(conn)
+        if c is None or c.closing:
+            return []
+        now = self.clock.monotonic()
+        if not c.bucket.take(now):
+            return self._rate_limited(c)
+        try:
+            if isinstance(data, bytes):
+                raise ProtocolError(
+                    ErrorCode.INVALID_MESSAGE, "binary frames are not part of the protocol"
+                )
+            message = decode(data)
+        except ProtocolError as exc:
+            if c.member_id is None:
+                return self._refuse(c, exc.code, exc.message)
+            self._members[c.member_id].last_seen = now
+            return [Send(conn, self._error(exc.code, exc.message))]
+        if c.member_id is None:
+            if not isinstance(message, Join):
+                return self._refuse(
+                    c, ErrorCode.INVALID_MESSAGE, f"expected JOIN first, got {type_name(message)}"
+                )
+            return self._join(c, message)
+        member = self._members[c.member_id]
+        member.last_seen = now
+        return self._on_member_message(c, member, message)
+
+    def disconnected(self, conn: ConnId) -> list[HostEffect]:
+        """The connection is gone (closed by either side, or the link dropped)."""
+        c = self._conns.pop(conn, None)
+        if c is None or c.member_id is None:
+            return []
+        member = self._members.get(c.member_id)
+        if member is None or member.conn != conn:
+            return []
+        member.conn = None
+        member.dropped_at = self.clock.monotonic()
+        self._set_status(member, "reconnecting")
+        return [
+            MemberChanged(member.info()),
+            Log("warning", f"{member.name} dropped; holding their place for a resume"),
+        ]
+
+    def tick(self) -> list[HostEffect]:
+        """Deadlines: JOIN within the join timeout, heartbeats, held places, batched updates."""
+        now = self.clock.monotonic()
+        effects: list[HostEffect] = []
+        for c in list(self._conns.values()):
+            if c.closing:
+                continue
+            if c.member_id is None and now - c.opened_at >= self.config.join_timeout:
+                c.closing = True
+                effects.append(Close(c.id, CloseCode.POLICY, "no JOIN in time"))
+        timeout = self.config.heartbeat_timeout
+        for member in list(self._members.values()):
+            if member.is_host:
+                continue
+            if member.conn is not None and now - member.last_seen >= timeout:
+                effects.append(Close(member.conn, CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout"))
+                self._conns[member.conn].closing = True
+                effects += self._remove(member, "timeout")
+            elif member.dropped_at is not None and now - member.dropped_at >= timeout:
+                effects += self._remove(member, "disconnected")
+        effects += self._flush_updates(now)
+        return effects
+
+    def kick(self, member_id: str, reason: str = "Removed by the host") -> list[HostEffect]:
+        member = self._members.get(member_id)
+        if member is None or member.is_host:
+            return []
+        effects: list[HostEffect] = []
+        if member.conn is not None:
+            effects.append(Send(member.conn, Kicked(timestamp=self.clock.wall_ms(), reason=reason)))
+            effects.append(Close(member.conn, CloseCode.KICKED, "kicked"))
+            self._conns[member.conn].closing = True
+        self._banned.add(member_id)
+        effects.append(DeviceBanned(member_id))
+        effects += self._remove(member, "kicked")
+        return effects
+
+    def stop(self, reason: str = "The host ended the session") -> list[HostEffect]:
+        """SESSION_CLOSED to every connection, then close them all with 1001."""
+        self.closed = True
+        conns = tuple(c.id for c in self._conns.values() if not c.closing)
+        effects: list[HostEffect] = []
+        if conns:
+            joined = tuple(c for c in conns if self._conns[c].member_id is not None)
+            if joined:
+                message = SessionClosed(timestamp=self.clock.wall_ms(), reason=reason)
+                effects.append(Broadcast(joined, message))
+            for conn in conns:
+                self._conns[conn].closing = True
+                effects.append(Close(conn, CloseCode.GOING_AWAY, "session closed"))
+        effects.append(Log("info", f"Session closed: {reason}"))
+        return effects
+
+    # JOIN -----------------------------------------------------------------------
+
+    def _join(self, c: _Conn, join: Join) -> list[HostEffect]:
+        cfg = self.config
+        if join.protocol_version not in SUPPORTED_VERSIONS:
+            return self._refuse(
+                c,
+                ErrorCode.VERSION_MISMATCH,
+                f"protocol version {join.protocol_version} is not supported",
+                {"supported": sorted(SUPPORTED_VERSIONS)},
+            )
+        if join.session_id != self.session_id:
+            return self._refuse(
+                c, ErrorCode.SESSION_NOT_FOUND, f"no session {join.session_id!r} here"
+            )
+        device = join.device
+        if device.id in self._banned:
+            return self._refuse(c, ErrorCode.UNAUTHORIZED, "this device was removed by the host")
+        existing = self._members.get(device.id)
+        if existing is not None:
+            if (
+                not existing.is_host
+                and join.resume_token is not None
+                and secrets.compare_digest(join.resume_token, existing.resume_token)
+            ):
+                return self._resume(c, existing, join)
+            return self._refuse(
+                c, ErrorCode.ALREADY_JOINED, f"{device.id} is already in the session"
+            )
+        if len(self._members) >= cfg.max_members:
+            return self._refuse(
+                c,
+                ErrorCode.SESSION_FULL,
+                f"session is full ({len(self._members)} of {cfg.max_members} members)",
+                {"maxMembers": cfg.max_members},
+            )
+        now = self.clock.monotonic()
+        member = _Member(
+            id=device.id,
+            name=device.name,
+            device_type=device.type,
+            joined_at=self.clock.wall_ms(),
+            conn=c.id,
+            resume_token=secrets.token_urlsafe(16),
+            last_seen=now,
+        )
+        self._members[member.id] = member
+        c.member_id = member.id
+        info = member.info()
+        effects: list[HostEffect] = [*self._welcome(c, member)]
+        others = self._joined_conns(exclude=c.id)
+        if others:
+            effects.append(
+                Broadcast(others, MemberJoined(timestamp=self.clock.wall_ms(), member=info))
+            )
+        effects.append(MemberAdded(info, member.device_type))
+        effects.append(Log("info", f"{member.name} joined from {c.address or 'unknown address'}"))
+        return effects
+
+    def _resume(self, c: _Conn, member: _Member, join: Join) -> list[HostEffect]:
+        effects: list[HostEffect] = []
+        if member.conn is not None and member.conn in self._conns:
+            old = self._conns[member.conn]
+            old.closing = True
+            old.member_id = None
+            effects.append(Close(old.id, CloseCode.NORMAL, "replaced by a resumed connection"))
+        member.conn = c.id
+        member.dropped_at = None
+        member.last_seen = self.clock.monotonic()
+        member.name = join.device.name
+        c.member_id = member.id
+        self._set_status(member, "connected")
+        effects += self._welcome(c, member)
+        effects.append(MemberChanged(member.info()))
+        effects.append(Log("info", f"{member.name} resumed"))
+        return effects
+
+    def _welcome(self, c: _Conn, member: _Member) -> list[HostEffect]:
+        now = self.clock.wall_ms()
+        return [
+            Send(
+                c.id,
+                Welcome(
+                    timestamp=now,
+                    client_id=member.id,
+                    resume_token=member.resume_token,
+                    session=self.session_info(),
+                    heartbeat_interval=round(self.config.heartbeat_interval * 1000),
+                    heartbeat_timeout=round(self.config.heartbeat_timeout * 1000),
+                ),
+            ),
+            Send(c.id, MemberList(timestamp=now, members=self.members)),
+        ]
+
+    def _refuse(
+        self, c: _Conn, code: ErrorCode, text: str, details: dict[str, object] | None = None
+    ) -> list[HostEffect]:
+        c.closing = True
+        return [
+            Send(c.id, self._error(code, text, details)),
+            Close(c.id, CloseCode.JOIN_REFUSED, code.value),
+            Log("warning", f"Refused a join from {c.address or 'unknown address'}: {code}: {text}"),
+        ]
+
+    # Joined members -------------------------------------------------------------
+
+    def _on_member_message(self, c: _Conn, member: _Member, message: Message) -> list[HostEffect]:
+        match message:
+            case Heartbeat():
+                return []
+            case Ping(latency=latency):
+                effects: list[HostEffect] = [
+                    Send(
+                        c.id,
+                        Pong(
+                            timestamp=self.clock.wall_ms(),
+                            ping_timestamp=message.timestamp,
+                            received_at=self.clock.wall_ms(),
+                        ),
+                    )
+                ]
+                if latency is not None and latency != member.latency:
+                    member.latency = latency
+                    self._pending.ids.add(member.id)
+                    effects.append(MemberChanged(member.info()))
+                return effects
+            case Leave(reason=reason):
+                c.closing = True
+                return [
+                    Close(c.id, CloseCode.NORMAL, "left"),
+                    *self._remove(member, "left", detail=reason),
+                ]
+            case Join():
+                return [Send(c.id, self._error(ErrorCode.INVALID_MESSAGE, "already joined"))]
+            case _:
+                text = f"{type_name(message)} is sent by the host, not by a guest"
+                return [Send(c.id, self._error(ErrorCode.INVALID_MESSAGE, text))]
+
+    def _remove(
+        self, member: _Member, reason: LeftReason, detail: str | None = None
+    ) -> list[HostEffect]:
+        self._members.pop(member.id, None)
+        self._pending.ids.discard(member.id)
+        if member.conn is not None and member.conn in self._conns:
+            self._conns[member.conn].member_id = None
+        member.conn = None
+        effects: list[HostEffect] = []
+        others = self._joined_conns()
+        if others:
+            message = MemberLeft(timestamp=self.clock.wall_ms(), member_id=member.id, reason=reason)
+            effects.append(Broadcast(others, message))
+        effects.append(MemberRemoved(member.id, member.name, reason))
+        words = {
+            "left": "left",
+            "timeout": "timed out",
+            "kicked": "was kicked",
+            "disconnected": "disconnected",
+        }
+        suffix = f" ({detail})" if detail else ""
+        effects.append(Log("info", f"{member.name} {words[reason]}{suffix}"))
+        return effects
+
+    def _rate_limited(self, c: _Conn) -> list[HostEffect]:
+        c.closing = True
+        effects: list[HostEffect] = [
+            Send(c.id, self._error(ErrorCode.RATE_LIMITED, "too many messages; slow down")),
+            Close(c.id, CloseCode.POLICY, "rate limit exceeded"),
+            Log("warning", f"Rate limit: closed the connection from {c.address or 'unknown'}"),
+        ]
+        return effects
+
+    def _set_status(self, member: _Member, status: ConnectionStatus) -> None:
+        if member.status != status:
+            member.status = status
+            self._pending.ids.add(member.id)
+
+    def _flush_updates(self, now: float) -> list[HostEffect]:
+        pending = self._pending
+        if not pending.ids or now - pending.last_sent < self.config.heartbeat_interval:
+            return []
+        changed: list[MemberInfo] = []
+        for member_id in sorted(pending.ids):
+            member = self._members.get(member_id)
+            if member is None:
+                continue
+            if member.status != member.sent_status or latency_changed(
+                member.sent_latency, member.latency
+            ):
+                member.sent_status = member.status
+                member.sent_latency = member.latency
+                changed.append(member.info())
+        pending.ids.clear()
+        if not changed:
+            return []
+        pending.last_sent = now
+        conns = self._joined_conns()
+        if not conns:
+            return []
+        return [Broadcast(conns, MemberUpdated(timestamp=self.clock.wall_ms(), members=changed))]
+
+    def _joined_conns(self, exclude: ConnId | None = None) -> tuple[ConnId, ...]:
+        return tuple(
+            m.conn
+            for m in self._members.values()
+            if m.conn is not None and m.conn != exclude and not self._conns[m.conn].closing
+        )
+
+    def _error(self, code: ErrorCode, text: str, details: dict[str, object] | None = None) -> Error:
+        return Error(
+            timestamp=self.clock.wall_ms(), code=code, message=text[:1024], details=details
+        )
+
+
+def connection_ids(effects: Iterable[HostEffect]) -> set[ConnId]:
+    """Every connection the effects address; handy in tests."""
+    found: set[ConnId] = set()
+    for effect in effects:
+        if isinstance(effect, Send | Close):
+            found.add(effect.conn)
+        elif isinstance(effect, Broadcast):
+            found.update(effect.conns)
+    return found

@@ -1,0 +1,57 @@
+"""What the headless modes share: identity from the CLI, log lines on stderr, signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+
+from rich.console import Console
+
+from loudsync_tui.identity import config_dir, default_name, load_identity
+from loudsync_tui.store import AppStore, LogEntry, Unsubscribe
+
+STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+
+stderr = Console(stderr=True, highlight=False, log_path=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def identity_from(args: argparse.Namespace) -> tuple[str, str]:
+    """(device id, display name) for this run; OSError says why the config dir failed."""
+    identity = load_identity(config_dir(getattr(args, "config_dir", None)))
+    return identity.device_id, getattr(args, "name", None) or default_name()
+
+
+def print_log(store: AppStore, console: Console = stderr) -> Unsubscribe:
+    """Print every new event-log entry as it arrives."""
+
+    def printed(new: tuple[LogEntry, ...], old: tuple[LogEntry, ...]) -> None:
+        last = old[-1] if old else None
+        fresh: list[LogEntry] = []
+        for entry in reversed(new):
+            if entry is last:
+                break
+            fresh.append(entry)
+        for entry in reversed(fresh):
+            console.log(entry.text, style=STYLES[entry.level])
+
+    return store.subscribe(printed, selector=lambda s: s.log, equals=lambda a, b: a is b)
+
+
+def on_stop_signals(callback: Callable[[], None]) -> None:
+    """Call `callback` on SIGINT or SIGTERM (once each is enough)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, callback)
+
+
+def fail(message: str, code: int = 1) -> int:
+    stderr.print(f"[bold red]error:[/] {message}")
+    return code
+
+
+def flush() -> None:
+    sys.stdout.flush()

@@ -1,0 +1,322 @@
+"""Joining, put together: `GuestSession` driven over a real WebSocket, feeding the store.
+
+One task owns the core. Everything that happens (a frame, a close, a connection
+opened or refused, a command from the UI, a deadline) becomes an input on one queue,
+so the core sees one thing at a time in order. The UI reaches this only through the
+store (`GuestControl`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from loudsync_tui.config import GuestConfig
+from loudsync_tui.core.clock import Clock, SystemClock
+from loudsync_tui.core.effects import Log
+from loudsync_tui.core.guest import (
+    Connect,
+    Disconnect,
+    Ended,
+    GuestEffect,
+    GuestSession,
+    LatencyMeasured,
+    MemberGone,
+    MembersReplaced,
+    MembersUpdated,
+    StateChanged,
+    Transmit,
+    Welcomed,
+)
+from loudsync_tui.net.client import (
+    AddressError,
+    HostAddress,
+    SessionLookupError,
+    fetch_session_id,
+    parse_address,
+)
+from loudsync_tui.protocol import encode
+from loudsync_tui.store import AppStore, ConnectionState, member_from_info
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    ws: ClientConnection
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ConnectFailed:
+    error: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    data: str | bytes
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    code: int | None
+    reason: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    name: str
+
+
+_Input = _Opened | _ConnectFailed | _Frame | _Closed | _Command
+
+
+class GuestService:
+    def __init__(
+        self,
+        config: GuestConfig,
+        store: AppStore,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock or SystemClock()
+        self._rng = rng
+        self.core: GuestSession | None = None
+        self._inputs: asyncio.Queue[_Input] = asyncio.Queue()
+        self._ws: ClientConnection | None = None
+        self._generation = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
+        self.end: Ended | None = None
+
+    def start(self) -> None:
+        """Begin joining; returns at once. Progress shows in the store."""
+        if self._runner is None:
+            self.store.guest_joining(self.config.address, control=self)
+            self._runner = asyncio.create_task(self._run(), name="guest")
+
+    # GuestControl ---------------------------------------------------------------
+
+    def leave(self) -> None:
+        self._inputs.put_nowait(_Command("leave"))
+
+    def retry(self) -> None:
+        self._inputs.put_nowait(_Command("retry"))
+
+    async def aclose(self) -> None:
+        """Leave (sending LEAVE when connected) and wait until everything is closed."""
+        if self._runner is None:
+            return
+        if not self._runner.done():
+            self.leave()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def wait_ended(self) -> Ended:
+        await self._ended.wait()
+        assert self.end is not None
+        return self.end
+
+    # The loop -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            core = await self._prepare()
+            if core is None:
+                return
+            self._apply(core.start())
+            while core.ended is None:
+                deadline = core.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - self.clock.monotonic())
+                try:
+                    item = await asyncio.wait_for(self._inputs.get(), timeout)
+                except TimeoutError:
+                    self._apply(core.tick())
+                    continue
+                self._apply(self._feed(core, item))
+        except Exception as exc:  # never let a bug leave the UI waiting forever
+            log.exception("guest connection failed")
+            self._finish(Ended(f"Internal error: {exc}", "failed"))
+        finally:
+            await self._shutdown()
+
+    async def _prepare(self) -> GuestSession | None:
+        cfg = self.config
+        try:
+            self.address = parse_address(cfg.address)
+            session_id = cfg.session_id or await fetch_session_id(self.address, cfg.connect_timeout)
+        except (AddressError, SessionLookupError) as exc:
+            self.store.log_event(str(exc), "error")
+            self._finish(Ended(str(exc), "refused"))
+            return None
+        self.core = GuestSession(cfg, session_id, self.clock, self._rng)
+        return self.core
+
+    def _feed(self, core: GuestSession, item: _Input) -> list[GuestEffect]:
+        if isinstance(item, _Command):
+            return core.leave() if item.name == "leave" else core.retry()
+        if item.generation != self._generation:
+            if isinstance(item, _Opened):  # a connection we gave up on meanwhile
+                self._spawn(item.ws.close())
+            return []
+        if isinstance(item, _Opened):
+            self._ws = item.ws
+            self._spawn(self._read(item.ws, item.generation))
+            return core.opened()
+        if isinstance(item, _ConnectFailed):
+            return core.connect_failed(item.error)
+        if isinstance(item, _Frame):
+            return core.received(item.data)
+        self._ws = None
+        return core.closed(item.code, item.reason)
+
+    def _apply(self, effects: list[GuestEffect]) -> None:
+        store = self.store
+        for effect in effects:
+            match effect:
+                case Transmit(message=message):
+                    if self._ws is not None:
+                        self._spawn(self._send(self._ws, encode(message)))
+                case Connect():
+                    self._generation += 1
+                    self._spawn(self._connect(self._generation))
+                case Disconnect(code=code, reason=reason):
+                    ws, self._ws = self._ws, None
+                    self._generation += 1
+                    if ws is not None:
+                        self._spawn(ws.close(code, reason))
+                case StateChanged():
+                    store.guest_connection(
+                        effect.state,
+                        attempt=effect.attempt,
+                        max_attempts=effect.max_attempts,
+                        next_attempt_at=effect.next_attempt_at,
+                    )
+                    if effect.state is ConnectionState.FAILED and self.core is not None:
+                        reason = self.core.failure or "could not reach the host"
+                        store.guest_ended(f"Could not connect: {reason}", "failed")
+                case Welcomed(welcome=welcome, resumed=resumed):
+                    session = welcome.session
+                    store.guest_welcomed(
+                        client_id=welcome.client_id,
+                        session_id=session.id,
+                        session_name=session.name,
+                        host_name=session.host_name,
+                        max_members=session.max_members,
+                    )
+                    verb = "Resumed" if resumed else "Joined"
+                    store.log_event(f"{verb} {session.name!r} hosted by {session.host_name}")
+                case MembersReplaced(members=members):
+                    store.guest_members_set(member_from_info(m) for m in members)
+                case MembersUpdated(members=members):
+                    known = store.get().guest
+                    for m in members:
+                        if known is not None and m.id not in known.members:
+                            store.log_event(f"{m.name} joined")
+                    store.guest_members_updated(member_from_info(m) for m in members)
+                case MemberGone(member_id=member_id, reason=reason):
+                    guest = store.get().guest
+                    gone = guest.members.get(member_id) if guest else None
+                    store.log_event(f"{gone.name if gone else member_id} {_left_words(reason)}")
+                    store.guest_member_left(member_id)
+                case LatencyMeasured(latency=latency):
+                    store.guest_latency(latency)
+                case Log(level=level, text=text):
+                    store.log_event(text, level)
+                case Ended():
+                    self._finish(effect)
+
+    def _finish(self, end: Ended) -> None:
+        if self.end is not None:
+            return
+        self.end = end
+        self.store.guest_ended(end.reason, end.code)
+        self.store.log_event(end.reason, "info" if end.code == "left" else "warning")
+        self._ended.set()
+
+    # Socket tasks ---------------------------------------------------------------
+
+    async def _connect(self, generation: int) -> None:
+        cfg = self.config
+        try:
+            ws = await connect(
+                self.address.ws_url,
+                open_timeout=cfg.connect_timeout,
+                max_size=cfg.max_frame_size,
+                ping_interval=None,  # the protocol's own PING does this job
+                close_timeout=2.0,
+            )
+        except TimeoutError:
+            self._inputs.put_nowait(_ConnectFailed("timed out", generation))
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            self._inputs.put_nowait(_ConnectFailed(_describe(exc, self.address), generation))
+        else:
+            self._inputs.put_nowait(_Opened(ws, generation))
+
+    async def _read(self, ws: ClientConnection, generation: int) -> None:
+        try:
+            async for data in ws:
+                self._inputs.put_nowait(_Frame(data, generation))
+        except ConnectionClosed:
+            pass
+        received = ws.protocol.close_rcvd
+        code = received.code if received is not None else None
+        reason = received.reason if received is not None else ""
+        self._inputs.put_nowait(_Closed(code, reason, generation))
+
+    async def _send(self, ws: ClientConnection, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(text)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("guest socket task failed: %s", exc)
+
+    async def _shutdown(self) -> None:
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            self._spawn(ws.close())
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=3.0)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.end is None:
+            self._finish(Ended("Stopped", "left"))
+
+
+def _left_words(reason: str) -> str:
+    return {
+        "left": "left",
+        "timeout": "timed out",
+        "kicked": "was removed by the host",
+        "disconnected": "disconnected",
+    }.get(reason, reason)
+
+
+def _describe(exc: BaseException, address: HostAddress) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing is listening at {address.netloc}"
+    if isinstance(exc, InvalidHandshake):
+        return f"{address.netloc} is not a LOUDSYNC host ({exc})"
+    return f"{address.netloc}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)

@@ -1,0 +1,191 @@
+"""Hosting, put together: the session core, its server, the LAN advertisement, the store.
+
+This is the host-side adapter the app and the headless mode use. It turns the core's
+member events into store actions and log lines, and keeps the mDNS record's member
+count current. The UI reaches it only through the store (`HostControl`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Protocol
+
+import ifaddr
+
+from loudsync_tui.config import HostConfig
+from loudsync_tui.core.clock import Clock, SystemClock
+from loudsync_tui.core.effects import (
+    DeviceBanned,
+    HostEffect,
+    Log,
+    MemberAdded,
+    MemberChanged,
+    MemberRemoved,
+)
+from loudsync_tui.core.host import HostSession
+from loudsync_tui.net.server import SessionServer
+from loudsync_tui.protocol import SessionInfo
+from loudsync_tui.store import AppStore, HostingState, member_from_info
+
+log = logging.getLogger(__name__)
+
+
+class HostStartError(Exception):
+    """The session could not start; the message says why in words a person can act on."""
+
+
+class Advertiser(Protocol):
+    async def start(self, info: SessionInfo, port: int, addresses: list[str]) -> str: ...
+
+    async def update(self, member_count: int) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def lan_address(bind: str, interfaces: tuple[str, ...] = ()) -> str:
+    """The address to give out: the bound one, a pinned interface, or the first LAN IPv4."""
+    if bind not in ("0.0.0.0", "::", ""):
+        return bind
+    if interfaces:
+        return interfaces[0]
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                return ip.ip
+    return "127.0.0.1"
+
+
+def _tick_period(cfg: HostConfig) -> float:
+    """Often enough for the tightest deadline; at least once a second."""
+    return max(0.01, min(1.0, cfg.heartbeat_timeout / 10, cfg.join_timeout / 5))
+
+
+class HostService:
+    def __init__(
+        self,
+        config: HostConfig,
+        store: AppStore,
+        *,
+        advertiser: Advertiser | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.session_id = config.session_id or secrets.token_urlsafe(6)
+        self.core = HostSession(config, self.session_id, clock or SystemClock())
+        self.server = SessionServer(self.core, self._on_effect, tick_period=_tick_period(config))
+        if advertiser is None and config.discovery:
+            from loudsync_tui.net.discovery import SessionAdvertiser
+
+            advertiser = SessionAdvertiser(config.interfaces)
+        self._advertiser = advertiser
+        self._advertised = False
+        self._closed = asyncio.Event()
+        self._closing: asyncio.Task[None] | None = None
+        self.port = 0
+        self.address = ""
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def give_out(self) -> str:
+        """What a guest types after `loudsync-tui join`."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        try:
+            self.port = await self.server.listen(cfg.bind, cfg.port, cfg.port_tries)
+        except OSError as exc:
+            raise HostStartError(f"Cannot listen on {cfg.bind}:{cfg.port}: {exc}") from None
+        self.address = lan_address(cfg.bind, cfg.interfaces)
+        if cfg.port not in (0, self.port):
+            self.store.log_event(f"Port {cfg.port} was taken; listening on {self.port}", "warning")
+        self.store.hosting_started(
+            HostingState(
+                session_id=self.session_id,
+                session_name=cfg.session_name,
+                host_id=cfg.host_id,
+                host_name=cfg.host_name,
+                address=self.give_out,
+                port=self.port,
+                max_members=cfg.max_members,
+            ),
+            control=self,
+        )
+        self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
+        if self._advertiser is not None:
+            try:
+                await self._advertiser.start(self.core.session_info(), self.port, [self.address])
+                self._advertised = True
+            except Exception as exc:
+                self.store.log_event(
+                    f"Not advertised on the LAN ({exc}); guests can join by address "
+                    f"{self.give_out}",
+                    "warning",
+                )
+
+    # HostControl ----------------------------------------------------------------
+
+    def kick(self, member_id: str) -> None:
+        self.server.apply(self.core.kick(member_id))
+
+    def stop(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.aclose())
+
+    async def aclose(self, reason: str = "The host ended the session") -> None:
+        if self._closed.is_set():
+            return
+        try:
+            await self.server.close(reason)
+            if self._advertised and self._advertiser is not None:
+                with contextlib.suppress(Exception):
+                    await self._advertiser.stop()
+        finally:
+            self._closed.set()
+            self.store.hosting_stopped("closed")
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # Core effects -> store ------------------------------------------------------
+
+    def _on_effect(self, effect: HostEffect) -> None:
+        store = self.store
+        if isinstance(effect, MemberAdded):
+            store.host_member_joined(member_from_info(effect.member, effect.device_type))
+            self._advertise_count()
+        elif isinstance(effect, MemberChanged):
+            hosting = store.get().hosting
+            old = hosting.members.get(effect.member.id) if hosting else None
+            device = old.device_type if old else ""
+            store.host_member_updated(member_from_info(effect.member, device))
+        elif isinstance(effect, MemberRemoved):
+            store.host_member_left(effect.member_id)
+            self._advertise_count()
+        elif isinstance(effect, DeviceBanned):
+            store.host_banned(effect.device_id)
+        elif isinstance(effect, Log):
+            store.log_event(effect.text, effect.level)
+            log.log(
+                {"info": logging.INFO, "warning": logging.WARNING}.get(effect.level, logging.ERROR),
+                effect.text,
+            )
+
+    def _advertise_count(self) -> None:
+        if self._advertised and self._advertiser is not None:
+            task = asyncio.create_task(self._advertiser.update(len(self.core.members)))
+            task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("updating the LAN advertisement failed: %s", exc)

@@ -1,0 +1,164 @@
+"""The host's WebSocket server: moves frames between sockets and `HostSession`.
+
+It carries out the socket effects (send, broadcast, close) itself and hands every
+other effect (member events, logs) to a callback. Sends never wait on a peer:
+`websockets.broadcast` writes to each socket without awaiting, so one slow guest
+cannot stall the others, and the order of frames on each connection is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+
+import msgspec
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Send
+from loudsync_tui.core.host import HostSession
+from loudsync_tui.protocol import encode
+
+log = logging.getLogger(__name__)
+
+SESSION_INFO_PATH = "/session"
+"""A plain HTTP GET here answers the SessionInfo, so `join HOST[:PORT]` needs no id."""
+
+
+class PortsUnavailable(OSError):
+    """No port in the tried range could be bound."""
+
+
+class SessionServer:
+    def __init__(
+        self,
+        session: HostSession,
+        on_effect: Callable[[HostEffect], None],
+        *,
+        tick_period: float = 1.0,
+    ) -> None:
+        self.session = session
+        self._on_effect = on_effect
+        self._tick_period = tick_period
+        self._sockets: dict[ConnId, ServerConnection] = {}
+        self._ids = itertools.count(1)
+        self._server: Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def listen(self, bind: str, port: int, tries: int) -> int:
+        """Bind `port`, or the next free one of `tries` ports; returns the port bound."""
+        cfg = self.session.config
+        last_error: OSError | None = None
+        candidates = [0] if port == 0 else range(port, min(port + tries, 65536))
+        for candidate in candidates:
+            try:
+                self._server = await serve(
+                    self._handle,
+                    bind,
+                    candidate,
+                    process_request=self._process_request,
+                    max_size=cfg.max_frame_size,
+                    open_timeout=cfg.join_timeout,
+                    logger=log,
+                )
+            except OSError as exc:
+                last_error = exc
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                raise
+            sock = next(iter(self._server.sockets))
+            self.port = int(sock.getsockname()[1])
+            self._ticker = asyncio.create_task(self._tick_forever(), name="host-ticks")
+            return self.port
+        raise PortsUnavailable(
+            errno.EADDRINUSE,
+            f"ports {port}-{port + tries - 1} on {bind} are all in use ({last_error})",
+        )
+
+    async def close(self, reason: str) -> None:
+        """SESSION_CLOSED to everyone, close every connection with 1001, stop listening."""
+        self.apply(self.session.stop(reason))
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._closers:
+            await asyncio.wait(self._closers, timeout=2.0)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def apply(self, effects: Iterable[HostEffect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                ws = self._sockets.get(effect.conn)
+                if ws is not None:
+                    broadcast([ws], encode(effect.message))
+            elif isinstance(effect, Broadcast):
+                targets = [ws for c in effect.conns if (ws := self._sockets.get(c)) is not None]
+                if targets:
+                    broadcast(targets, encode(effect.message))
+            elif isinstance(effect, Close):
+                ws = self._sockets.get(effect.conn)
+                if ws is not None:
+                    self._close_later(ws, effect.code, effect.reason)
+            else:
+                self._on_effect(effect)
+
+    # Sockets ------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = next(self._ids)
+        self._sockets[conn] = ws
+        address = _format_address(ws.remote_address)
+        try:
+            self.apply(self.session.connected(conn, address))
+            async for data in ws:
+                self.apply(self.session.received(conn, data))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._sockets.pop(conn, None)
+            self.apply(self.session.disconnected(conn))
+
+    def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
+        task = asyncio.create_task(ws.close(code, reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closer_done)
+
+    def _closer_done(self, task: asyncio.Task[None]) -> None:
+        self._closers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("closing a connection failed", exc_info=task.exception())
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_period)
+            try:
+                self.apply(self.session.tick())
+            except Exception:  # a bug in one tick must not stop the heartbeat checks
+                log.exception("host tick failed")
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != SESSION_INFO_PATH:
+            return None
+        body = msgspec.json.encode(self.session.session_info())
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return Response(200, "OK", headers, body)
+
+
+def _format_address(remote: object) -> str:
+    if isinstance(remote, tuple) and len(remote) >= 2:
+        host, port = remote[0], remote[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(remote)
