@@ -1,22 +1,360 @@
-"""The LOUDSYNC terminal app."""
+"""The LOUDSYNC terminal app: the composition root that owns the store and the services.
+
+Data flows one way: services call store actions, screens subscribe to slices of the
+store and redraw, and keys become store actions (which reach the running service's
+controller) or app methods that start and stop services. No screen holds a socket.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable
+from dataclasses import replace
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from loudsync_tui.identity import default_name, new_id
+from loudsync_tui.store import AppStore, GuestState, LogEntry, Unsubscribe
+from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.dialogs.text_prompt import TextPrompt, check_address
+from loudsync_tui.tui.logfile import setup_file_logging
+from loudsync_tui.tui.screens.browse import BrowseScreen
+from loudsync_tui.tui.screens.guest import GuestScreen
+from loudsync_tui.tui.screens.help import HelpScreen, key_rows
+from loudsync_tui.tui.screens.host import HostScreen
+from loudsync_tui.tui.services import (
+    BrowserRunner,
+    GuestRunner,
+    HostRunner,
+    Services,
+    default_services,
+)
+from loudsync_tui.tui.settings import AppSettings, settings_from_args
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for a service to say goodbye before quitting anyway."""
+HOST_CLOSED_REASON = "The host ended the session"
+NOTICE_CODES = {"kicked": "Kicked", "closed": "Session closed", "refused": "Could not join"}
 
 
-class LoudsyncApp(App[None]):
+class LoudsyncApp(App[int]):
     TITLE = "LOUDSYNC"
-    BINDINGS = [("q", "quit", "Quit")]
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "request_quit", "Quit"),
+    ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Searching for sessions on this network…", id="status")
-        yield Footer()
+    def __init__(
+        self,
+        *,
+        store: AppStore | None = None,
+        settings: AppSettings | None = None,
+        services: Services | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store or AppStore()
+        self.settings = settings or AppSettings.for_device(default_name(), new_id("dev-"))
+        self.services = services or default_services()
+        self.host_service: HostRunner | None = None
+        self.guest_service: GuestRunner | None = None
+        self.browser: BrowserRunner | None = None
+        self._unsubscribes: list[Unsubscribe] = []
+        self._last_log: LogEntry | None = None
+        self._stopping_host = False
+
+    # Lifecycle -----------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return BrowseScreen()
+
+    def on_mount(self) -> None:
+        store = self.store
+        self._unsubscribes += [
+            store.subscribe(self._on_log, lambda s: s.log),
+            store.subscribe(self._on_hosting, lambda s: s.hosting is not None),
+            store.subscribe(self._on_guest_end, _guest_end),
+            store.subscribe(self._on_discovery_error, lambda s: s.discovery.error),
+        ]
+        if self.services.browser is not None:
+            self.browser = self.services.browser(self.store, self.settings.interfaces)
+            self._spawn(self._start_browser())
+        if self.settings.start == "host":
+            self.ask_to_host(self.settings.session_name)
+        elif self.settings.start == "join" and self.settings.join_address:
+            self.join(self.settings.join_address)
+
+    def on_unmount(self) -> None:
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes.clear()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run `work` on the app's loop; a failure is logged, never a crash."""
+        self.run_worker(work, exit_on_error=False)
+
+    async def _return_to_browse(self) -> None:
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+
+    # Store listeners: the store tells the app when a session starts or ends ------
+
+    def _on_log(self, entries: tuple[LogEntry, ...], _old: tuple[LogEntry, ...]) -> None:
+        """Mirror the event log into log lines; errors also become notices."""
+        start = 0
+        if self._last_log is not None and self._last_log in entries:
+            start = len(entries) - entries[::-1].index(self._last_log)
+        for entry in entries[start:]:
+            level = {"info": logging.INFO, "warning": logging.WARNING}.get(entry.level, 40)
+            log.log(level, "%s", entry.text)
+            if entry.level == "error":
+                self.notify(entry.text, title="Error", severity="error", timeout=8)
+        self._last_log = entries[-1] if entries else None
+
+    def _on_discovery_error(self, error: str | None, _old: str | None) -> None:
+        if error:
+            self.notify(
+                f"{error}. Press a to join by address.",
+                title="Discovery unavailable",
+                severity="warning",
+                timeout=8,
+            )
+
+    def _on_hosting(self, hosting: bool, _old: bool) -> None:
+        if hosting:
+            return
+        self.host_service = None
+        if not self._stopping_host:
+            self.notify("The session has stopped.", title="Session closed", severity="warning")
+        self._stopping_host = False
+        self._spawn(self._return_to_browse())
+
+    def _on_guest_end(self, ended: tuple[str, str] | None, _old: tuple[str, str] | None) -> None:
+        if ended is None:
+            return
+        code, reason = ended
+        if code == "failed":
+            self.notify(
+                f"{reason}. Press r to retry or l to leave.",
+                title="Connection lost",
+                severity="error",
+                timeout=10,
+            )
+            return
+        if code in NOTICE_CODES:
+            self.notify(reason, title=NOTICE_CODES[code], severity="warning", timeout=10)
+        self._spawn(self._end_guest(self.guest_service))
+
+    # Discovery ---------------------------------------------------------------
+
+    async def _start_browser(self) -> None:
+        if self.browser is None:
+            return
+        try:
+            await self.browser.start()
+        except Exception as exc:
+            log.exception("discovery failed to start")
+            self.store.discovery_failed(str(exc) or type(exc).__name__)
+
+    def rescan(self) -> None:
+        browser = self.browser
+        if browser is None or self.store.get().discovery.error:
+            self.notify("Discovery is off; press a to join by address.", severity="warning")
+            return
+
+        async def rescan() -> None:
+            try:
+                await browser.rescan()
+            except Exception as exc:
+                log.exception("rescan failed")
+                self.store.discovery_failed(str(exc) or type(exc).__name__)
+
+        self.store.sessions_cleared()
+        self.notify("Searching again…", timeout=2)
+        self._spawn(rescan())
+
+    # Hosting -----------------------------------------------------------------
+
+    def ask_to_host(self, session_name: str | None = None) -> None:
+        """Host `session_name`, asking for a name first when none is given."""
+        if session_name:
+            self.start_hosting(session_name)
+            return
+
+        def named(name: str | None) -> None:
+            if name:
+                self.start_hosting(name)
+
+        self.push_screen(
+            TextPrompt(
+                "Name your session",
+                value=f"{self.settings.name}'s session",
+                hint="Enter starts hosting; Esc cancels.",
+            ),
+            named,
+        )
+
+    def start_hosting(self, session_name: str) -> None:
+        if self.host_service is not None or self.guest_service is not None:
+            self.notify("Already in a session.", severity="warning")
+            return
+        config = replace(self.settings.host, session_name=session_name[:64])
+        try:
+            service = self.services.host(config, self.store)
+        except Exception as exc:
+            self.store.log_event(f"Could not host: {exc}", "error")
+            return
+        self.host_service = service
+        self.push_screen(HostScreen())
+        self._spawn(self._run_host(service))
+
+    async def _run_host(self, service: HostRunner) -> None:
+        try:
+            await service.start()
+        except Exception as exc:
+            log.debug("host start failed", exc_info=True)
+            if self.host_service is service:
+                self.host_service = None
+            self.store.log_event(f"Could not host: {exc}", "error")
+            await self._return_to_browse()
+
+    def stop_hosting(self) -> None:
+        """Close the session the user hosts (the store's `stop_hosting` reaches the service)."""
+        self._stopping_host = True
+        self.store.stop_hosting()
+
+    # Joining -----------------------------------------------------------------
+
+    def ask_address(self) -> None:
+        def entered(address: str | None) -> None:
+            if address:
+                self.join(address)
+
+        self.push_screen(
+            TextPrompt(
+                "Join by address",
+                placeholder="HOST[:PORT], e.g. 192.168.1.20:8080",
+                hint="The host's screen shows its address. Enter joins; Esc cancels.",
+                validate=check_address,
+            ),
+            entered,
+        )
+
+    def join(self, address: str, session_id: str | None = None) -> None:
+        if self.host_service is not None or self.guest_service is not None:
+            self.notify("Already in a session.", severity="warning")
+            return
+        config = replace(
+            self.settings.guest,
+            address=address,
+            session_id=session_id or self.settings.guest.session_id,
+        )
+        self.push_screen(GuestScreen())
+        try:
+            service = self.services.guest(config, self.store)
+            self.guest_service = service
+            service.start()
+        except Exception as exc:
+            self.guest_service = None
+            self.store.log_event(f"Could not join {address}: {exc}", "error")
+            self._spawn(self._return_to_browse())
+
+    def leave(self) -> None:
+        """Leave the joined session: LEAVE goes out, then Browse (even if the host is gone)."""
+        service = self.guest_service
+        guest = self.store.get().guest
+        if service is None or guest is None or guest.ended_code is not None:
+            self._spawn(self._end_guest(service))
+            return
+        self.store.leave()
+
+        async def fallback() -> None:
+            try:
+                await asyncio.wait_for(service.wait_ended(), CLOSE_TIMEOUT)
+            except Exception:
+                log.debug("leave did not end the membership in time", exc_info=True)
+            await self._end_guest(service)
+
+        self._spawn(fallback())
+
+    async def _end_guest(self, service: GuestRunner | None) -> None:
+        """Forget the guest service and go back to Browse (once per service)."""
+        if service is not None:
+            if self.guest_service is not service:
+                return
+            self.guest_service = None
+            await self._close(service.aclose(), "guest")
+        self.store.guest_cleared()
+        await self._return_to_browse()
+
+    async def _close(self, closing: Awaitable[None], what: str) -> None:
+        try:
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+        except Exception:
+            log.warning("closing the %s service failed", what, exc_info=True)
+
+    # Keys ----------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        screen = self.screen
+        title = str(screen.sub_title or self.title)
+        self.push_screen(HelpScreen(title, key_rows(screen)))
+
+    def action_request_quit(self) -> None:
+        """q: a host confirms first (guests are sent home); anyone else quits at once."""
+        if self.host_service is None:
+            self._spawn(self.shutdown())
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._spawn(self.shutdown())
+
+        self.push_screen(
+            ConfirmDialog("Stop the session and quit?", "Every guest is sent back to Browse."),
+            answered,
+        )
+
+    async def action_quit(self) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Say goodbye properly (LEAVE, or SESSION_CLOSED to every guest), then exit."""
+        guest, host, browser = self.guest_service, self.host_service, self.browser
+        self.guest_service = self.host_service = self.browser = None
+        self._stopping_host = True
+        if guest is not None:
+            await self._close(guest.aclose(), "guest")
+        if host is not None:
+            await self._close(host.aclose(reason=HOST_CLOSED_REASON), "host")
+        if browser is not None:
+            await self._close(browser.stop(), "discovery")
+        self.exit(0)
 
 
-def run_app(args: object) -> int:
-    del args
-    LoudsyncApp().run()
-    return 0
+def _guest_end(state: object) -> tuple[str, str] | None:
+    guest: GuestState | None = getattr(state, "guest", None)
+    if guest is None or guest.ended_code is None:
+        return None
+    return (guest.ended_code, guest.ended or guest.ended_code)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """`loudsync-tui [host|join]`: the app, on the screen the command asks for."""
+    try:
+        settings = settings_from_args(args)
+    except OSError as exc:
+        print(f"loudsync-tui: cannot use the config directory: {exc}", file=sys.stderr)
+        return 1
+    setup_file_logging()
+    app = LoudsyncApp(settings=settings)
+    app.run()
+    return app.return_code or 0

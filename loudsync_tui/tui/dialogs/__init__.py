@@ -1,0 +1,1 @@
+"""Modal questions: confirmations and one-line inputs."""

@@ -1,0 +1,1 @@
+"""The app's screens: Browse, Host, Guest and the help overlay."""

@@ -1,0 +1,91 @@
+"""Browse: the sessions found on the LAN, live; the start screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from loudsync_tui.store import AppState, DiscoveryState
+from loudsync_tui.tui.screens.base import StoreScreen
+from loudsync_tui.tui.widgets.session_table import SessionTable
+from loudsync_tui.tui.widgets.title_bar import TitleBar
+
+EMPTY_TEXT = (
+    "Searching for sessions on this network…\n\n"
+    "Nothing here? Press [b]a[/b] to join by address (the host's screen shows it),\n"
+    "or [b]h[/b] to host a session yourself."
+)
+NO_DISCOVERY_TEXT = (
+    "Discovery is unavailable: {error}\n\n"
+    "Press [b]a[/b] to join by address (the host's screen shows it), "
+    "or [b]h[/b] to host a session."
+)
+
+
+class BrowseScreen(StoreScreen):
+    BINDINGS = [
+        Binding("enter", "join_selected", "Join", priority=True),
+        Binding("h", "host", "Host"),
+        Binding("a", "join_address", "Join address"),
+        Binding("r", "rescan", "Rescan"),
+        Binding("j", "cursor(1)", "Down", group=Binding.Group("Move", compact=True)),
+        Binding("k", "cursor(-1)", "Up", group=Binding.Group("Move", compact=True)),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        yield Static("", id="browse-status", classes="info")
+        yield SessionTable(id="sessions")
+        yield Static(EMPTY_TEXT, id="browse-empty", classes="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_heading("Sessions on this network")
+        self.watch_store(lambda s: s.discovery, self._draw)
+
+    def _draw(self, discovery: DiscoveryState) -> None:
+        table = self.query_one(SessionTable)
+        table.show(discovery.sessions)
+        count = len(discovery.sessions)
+        status = f"{count} session{'s' if count != 1 else ''} found"
+        if discovery.error:
+            status = f"Discovery unavailable: {discovery.error}"
+        elif discovery.browsing:
+            status += " · searching…"
+        self.query_one("#browse-status", Static).update(status)
+        empty = self.query_one("#browse-empty", Static)
+        if discovery.error:
+            empty.update(NO_DISCOVERY_TEXT.format(error=discovery.error))
+        else:
+            empty.update(EMPTY_TEXT)
+        empty.display = count == 0
+        table.display = count > 0
+        if count and self.focused is None:
+            table.focus()
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(SessionTable)
+        table.move_cursor(row=table.cursor_row + step)
+
+    def action_join_selected(self) -> None:
+        key = self.query_one(SessionTable).selected_key
+        state: AppState = self.store.get()
+        session = state.discovery.sessions.get(key) if key is not None else None
+        if session is None:
+            self.notify("No session selected. Press a to join by address.", severity="warning")
+            return
+        if not session.joinable:
+            self.notify(f"Cannot join {session.name}: {session.why_not}", severity="warning")
+            return
+        host = session.addresses[0] if session.addresses else session.host_name
+        self.loudsync.join(f"{host}:{session.port}", session.session_id)
+
+    def action_host(self) -> None:
+        self.loudsync.ask_to_host()
+
+    def action_join_address(self) -> None:
+        self.loudsync.ask_address()
+
+    def action_rescan(self) -> None:
+        self.loudsync.rescan()

@@ -1,0 +1,81 @@
+"""Guest: the session this app joined, the link to its host and who is there."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from loudsync_tui.store import ConnectionState, GuestState
+from loudsync_tui.tui import format
+from loudsync_tui.tui.screens.base import StoreScreen
+from loudsync_tui.tui.widgets.event_log import EventLog
+from loudsync_tui.tui.widgets.member_table import MemberTable
+from loudsync_tui.tui.widgets.title_bar import TitleBar
+
+
+class GuestScreen(StoreScreen):
+    BINDINGS = [
+        Binding("l", "leave", "Leave"),
+        Binding("r", "retry", "Retry"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        yield Static("", id="guest-info", classes="info")
+        yield Static("", id="guest-link", classes="info")
+        yield MemberTable(id="members")
+        yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_heading("Joining")
+        self.watch_store(lambda s: s.guest, self._draw)
+        self.watch_store(lambda s: s.log, self.query_one(EventLog).show)
+        self.query_one(MemberTable).focus()
+        self.set_interval(0.5, self._tick)
+
+    def _draw(self, guest: GuestState | None) -> None:
+        if guest is None:
+            return
+        name = guest.session_name or guest.address
+        host = f" hosted by [b]{guest.host_name}[/b]" if guest.host_name else ""
+        count = f"   members {len(guest.members)}" if guest.members else ""
+        if guest.max_members:
+            count += f"/{guest.max_members}"
+        self.set_heading(f"In {name}")
+        self.query_one("#guest-info", Static).update(
+            Text.from_markup(f"[b]{name}[/b]{host} at {guest.address}{count}")
+        )
+        self._draw_link(guest)
+        self.query_one(MemberTable).show(guest.members, guest.client_id)
+        self.refresh_bindings()
+
+    def _draw_link(self, guest: GuestState) -> None:
+        line = format.connection(guest, asyncio.get_running_loop().time())
+        line = Text("link: ", style="dim") + line
+        line.append("   your latency: ", style="dim")
+        line.append(format.latency(guest.latency).plain + " ms")
+        self.query_one("#guest-link", Static).update(line)
+
+    def _tick(self) -> None:
+        """Keeps the reconnect countdown moving between store updates."""
+        guest = self.store.get().guest
+        if guest is not None and guest.connection is ConnectionState.RECONNECTING:
+            self._draw_link(guest)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            guest = self.store.get().guest
+            # None: shown in the Footer but dimmed until the link has failed.
+            return True if guest and guest.connection is ConnectionState.FAILED else None
+        return True
+
+    def action_leave(self) -> None:
+        self.loudsync.leave()
+
+    def action_retry(self) -> None:
+        self.store.retry()

@@ -1,0 +1,50 @@
+"""`?`: every key of the screen underneath, including the ones the Footer has no room for."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
+
+
+def key_rows(screen: Screen[object]) -> list[tuple[str, str]]:
+    """(keys, description) of the screen's active bindings, keys joined per description."""
+    rows: dict[str, list[str]] = {}
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if binding.system or not binding.description:
+            continue
+        rows.setdefault(binding.description, []).append(screen.app.get_key_display(binding))
+        del key
+    return [(" / ".join(keys), description) for description, keys in rows.items()]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close"),
+    ]
+
+    def __init__(self, title: str, rows: list[tuple[str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for keys, description in self.rows:
+            table.add_row(keys, description)
+        with VerticalScroll(classes="dialog help"):
+            yield Static(Text(f"Keys: {self.title_text}"), classes="dialog-title")
+            yield Static(table, id="help-keys")
+            yield Static("Esc or ? closes this help.", classes="dialog-detail")
+        yield Footer()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

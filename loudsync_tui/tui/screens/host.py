@@ -1,0 +1,76 @@
+"""Host: the session this app runs, its members and what happens to them."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from loudsync_tui.store import HostingState
+from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.screens.base import StoreScreen
+from loudsync_tui.tui.widgets.event_log import EventLog
+from loudsync_tui.tui.widgets.member_table import MemberTable
+from loudsync_tui.tui.widgets.title_bar import TitleBar
+
+
+class HostScreen(StoreScreen):
+    BINDINGS = [
+        Binding("k", "kick", "Kick"),
+        Binding("s", "stop", "Stop session"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        yield Static("Starting the session…", id="host-info", classes="info")
+        yield MemberTable(id="members")
+        yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_heading("Hosting")
+        self.watch_store(lambda s: s.hosting, self._draw)
+        self.watch_store(lambda s: s.log, self.query_one(EventLog).show)
+        self.query_one(MemberTable).focus()
+
+    def _draw(self, hosting: HostingState | None) -> None:
+        if hosting is None:
+            return
+        self.set_heading(f"Hosting {hosting.session_name}")
+        self.query_one("#host-info", Static).update(
+            f"[b]{hosting.session_name}[/b]   address to give out: [b]{hosting.address}[/b]"
+            f"   members {len(hosting.members)}/{hosting.max_members}"
+        )
+        self.query_one(MemberTable).show(hosting.members, hosting.host_id)
+
+    def action_kick(self) -> None:
+        hosting = self.store.get().hosting
+        key = self.query_one(MemberTable).selected_key
+        if hosting is None or key is None or key not in hosting.members:
+            self.notify("Select a member to kick first.", severity="warning")
+            return
+        if key == hosting.host_id:
+            self.notify("You cannot kick yourself; press s to stop the session.")
+            return
+        member = hosting.members[key]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.store.kick(member.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Kick {member.name}?",
+                "They leave the session and cannot rejoin it.",
+            ),
+            answered,
+        )
+
+    def action_stop(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.loudsync.stop_hosting()
+
+        self.app.push_screen(
+            ConfirmDialog("Stop the session?", "Every guest is sent back to Browse."), answered
+        )

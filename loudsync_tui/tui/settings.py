@@ -1,0 +1,92 @@
+"""What the app needs to know at start: who this device is and the options it runs with.
+
+Built once from the command line (or directly by tests); hosting and joining copy the
+config templates with `dataclasses.replace`, so every CLI option reaches the services.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.identity import config_dir, default_name, load_identity
+
+StartScreen = Literal["browse", "host", "join"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    name: str
+    device_id: str
+    interfaces: tuple[str, ...] = ()
+    start: StartScreen = "browse"
+    session_name: str | None = None
+    """Given on the command line: hosting then skips the name prompt."""
+    join_address: str | None = None
+    host: HostConfig = field(default_factory=lambda: HostConfig("", "", ""))
+    """Template; `session_name` is filled in when the user hosts."""
+    guest: GuestConfig = field(default_factory=lambda: GuestConfig("", "", ""))
+    """Template; `address` is filled in when the user joins."""
+
+    @classmethod
+    def for_device(cls, name: str, device_id: str) -> AppSettings:
+        """Defaults for every option, with this device's name and id in the templates."""
+        return cls(
+            name=name,
+            device_id=device_id,
+            host=HostConfig("", name, device_id),
+            guest=GuestConfig("", name, device_id),
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> AppSettings:
+    """Read the parsed command line; loads (or creates) this instance's device identity."""
+    identity = load_identity(config_dir(getattr(args, "config_dir", None)))
+    name = getattr(args, "name", None) or default_name()
+    interfaces = tuple(getattr(args, "interfaces", None) or ())
+    command = getattr(args, "command", None)
+    host = HostConfig("", name, identity.device_id, interfaces=interfaces)
+    guest = GuestConfig("", name, identity.device_id)
+    start: StartScreen = "browse"
+    session_name: str | None = None
+    address: str | None = None
+    if command == "host":
+        start = "host"
+        session_name = args.session_name
+        host = HostConfig(
+            session_name="",
+            host_name=name,
+            host_id=identity.device_id,
+            session_id=args.session_id,
+            port=args.port,
+            bind=args.bind,
+            max_members=args.max_members,
+            heartbeat_interval=args.heartbeat_interval,
+            heartbeat_timeout=args.heartbeat_timeout,
+            discovery=args.discovery,
+            interfaces=interfaces,
+        )
+    elif command == "join":
+        start = "join"
+        address = args.address
+        guest = GuestConfig(
+            address="",
+            name=name,
+            device_id=identity.device_id,
+            session_id=args.session_id,
+            connect_timeout=args.connect_timeout,
+            reconnect_attempts=args.reconnect_attempts,
+            reconnect_delay=args.reconnect_delay,
+        )
+    return AppSettings(
+        name=name,
+        device_id=identity.device_id,
+        interfaces=interfaces,
+        start=start,
+        session_name=session_name,
+        join_address=address,
+        host=host,
+        guest=guest,
+    )

@@ -1,0 +1,1 @@
+"""Widgets that draw one slice of the store each."""

@@ -1,0 +1,57 @@
+"""A DataTable reconciled in place against keyed rows, so cursor and scroll stay put.
+
+Redrawing by `clear()` would throw away where the user was; instead each refresh
+removes rows whose key is gone, updates only cells that changed and appends new rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+Cell = Text | str
+
+
+class KeyedTable(DataTable[Cell]):
+    COLUMNS: Sequence[tuple[str, str]] = ()
+    """(key, label) of each column."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._drawn: dict[str, tuple[Cell, ...]] = {}
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, if any."""
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    def reconcile(self, rows: Mapping[str, tuple[Cell, ...]]) -> None:
+        """Make the table show `rows` (in their order for new ones), touching only changes."""
+        selected = self.selected_key
+        columns = [key for key, _ in self.COLUMNS]
+        for key in [k for k in self._drawn if k not in rows]:
+            self.remove_row(key)
+            del self._drawn[key]
+        for key, cells in rows.items():
+            old = self._drawn.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+            elif old != cells:
+                for column, before, after in zip(columns, old, cells, strict=True):
+                    if before != after:
+                        self.update_cell(key, column, after, update_width=True)
+            else:
+                continue
+            self._drawn[key] = cells
+        if selected is not None and selected in self._drawn:
+            index = self.get_row_index(RowKey(selected))
+            if index != self.cursor_row:
+                self.move_cursor(row=index, scroll=False)
