@@ -1,0 +1,72 @@
+"""Real hosts and guests on 127.0.0.1 with ephemeral ports and small timings."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.net.guest_service import GuestService
+from loudsync_tui.net.host_service import HostService
+from loudsync_tui.store import AppStore
+
+FAST_HOST = HostConfig(
+    session_name="Test session",
+    host_name="Grace",
+    host_id="host-grace",
+    session_id="sess1",
+    port=0,
+    bind="127.0.0.1",
+    max_members=10,
+    heartbeat_interval=0.1,
+    heartbeat_timeout=0.6,
+    join_timeout=0.5,
+    discovery=False,
+)
+
+HostFactory = Callable[..., Coroutine[Any, Any, HostService]]
+GuestFactory = Callable[..., GuestService]
+
+
+@pytest.fixture
+async def make_host() -> AsyncIterator[HostFactory]:
+    hosts: list[HostService] = []
+
+    async def make(**changes: Any) -> HostService:
+        service = HostService(replace(FAST_HOST, **changes), AppStore())
+        await service.start()
+        hosts.append(service)
+        return service
+
+    yield make
+    for service in hosts:
+        await service.aclose()
+
+
+@pytest.fixture
+async def make_guest() -> AsyncIterator[GuestFactory]:
+    guests: list[GuestService] = []
+    ids = itertools.count(1)
+
+    def make(address: str, **changes: Any) -> GuestService:
+        n = next(ids)
+        config = GuestConfig(
+            address=address,
+            name=changes.pop("name", f"Guest {n}"),
+            device_id=changes.pop("device_id", f"dev-{n}"),
+            connect_timeout=2.0,
+            reconnect_attempts=3,
+            reconnect_delay=0.05,
+        )
+        service = GuestService(replace(config, **changes), AppStore())
+        service.start()
+        guests.append(service)
+        return service
+
+    yield make
+    for service in guests:
+        await service.aclose()

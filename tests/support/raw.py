@@ -1,0 +1,94 @@
+"""A raw client that speaks only the wire format, to check exactly what the host sends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from loudsync_tui.protocol import (
+    PROTOCOL_VERSION,
+    DeviceInfo,
+    Heartbeat,
+    Join,
+    Message,
+    decode,
+    encode,
+    now_ms,
+)
+
+M = TypeVar("M")
+
+
+class RawGuest:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._beats: asyncio.Task[None] | None = None
+
+    def keep_alive(self, interval: float = 0.1) -> None:
+        """Send HEARTBEAT every `interval` seconds in the background, as a real guest does."""
+
+        async def beat() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await self.send(Heartbeat(timestamp=now_ms()))
+                    await asyncio.sleep(interval)
+
+        self._beats = asyncio.create_task(beat())
+
+    @classmethod
+    async def connect(cls, port: int, **kwargs: object) -> RawGuest:
+        ws = await connect(f"ws://127.0.0.1:{port}/", ping_interval=None, **kwargs)  # type: ignore[arg-type]
+        return cls(ws)
+
+    async def send(self, message: Message | str | bytes) -> None:
+        await self.ws.send(message if isinstance(message, str | bytes) else encode(message))
+
+    async def join(
+        self,
+        device_id: str,
+        name: str = "Raw",
+        session_id: str = "sess1",
+        resume_token: str | None = None,
+        version: int = PROTOCOL_VERSION,
+    ) -> None:
+        await self.send(
+            Join(
+                timestamp=now_ms(),
+                session_id=session_id,
+                protocol_version=version,
+                device=DeviceInfo(device_id, name, "raw"),
+                resume_token=resume_token,
+            )
+        )
+
+    async def recv(self, timeout: float = 5.0) -> Message:
+        async with asyncio.timeout(timeout):
+            return decode(await self.ws.recv())
+
+    async def recv_type(self, kind: type[M], timeout: float = 5.0) -> M:
+        """The next message of `kind`, skipping others (e.g. MEMBER_UPDATED)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = decode(await self.ws.recv())
+                if isinstance(message, kind):
+                    return message
+
+    async def closed(self, timeout: float = 5.0) -> int | None:
+        """Wait for the close and return its code (None when no close frame came)."""
+        async with asyncio.timeout(timeout):
+            try:
+                while True:
+                    await self.ws.recv()
+            except ConnectionClosed:
+                pass
+        rcvd = self.ws.protocol.close_rcvd
+        return None if rcvd is None else rcvd.code
+
+    async def close(self) -> None:
+        if self._beats is not None:
+            self._beats.cancel()
+        await self.ws.close()
