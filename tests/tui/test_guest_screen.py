@@ -15,7 +15,8 @@ from tests.tui.helpers import wait_for
 
 async def join(app: LoudsyncApp, pilot: object, fakes: FakeServices) -> FakeGuest:
     app.join("127.0.0.1:8080")
-    await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))  # type: ignore[arg-type]
+    await wait_for(pilot, lambda: app.screen.query(MemberTable))  # type: ignore[arg-type]
+    assert isinstance(app.screen, GuestScreen)
     guest = fakes.guests[0]
     guest.store.guest_welcomed(
         client_id="dev-grace",
