@@ -1,7 +1,8 @@
 """`loudsync-tui join ADDRESS --headless`: join with no screen, logging to stderr.
 
 Exit status: 0 after leaving or when the host closed the session, 3 when kicked,
-2 when the join was refused, 1 when the host could not be reached or was lost.
+2 when the join was refused or no LOUDSYNC host answered at the address, 1 when the
+connection failed or was lost and every reconnect attempt failed.
 """
 
 from __future__ import annotations

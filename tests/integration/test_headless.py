@@ -1,0 +1,185 @@
+"""The headless commands as a person runs them: real processes, signals, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from loudsync_tui.protocol import MemberJoined, MemberLeft, MemberList, SessionClosed
+from tests.support.raw import RawGuest
+
+HOST_LINE = re.compile(r"session (\S+) listening on ws://127\.0\.0\.1:(\d+)")
+
+
+class Proc:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.stderr_lines: list[str] = []
+
+    async def line(self, pattern: str, timeout: float = 10.0) -> str:
+        """The next stderr line matching `pattern` (also recorded)."""
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stderr.readline()
+                if not raw:
+                    raise AssertionError(f"{pattern!r} never logged: {self.stderr_lines}")
+                text = raw.decode()
+                self.stderr_lines.append(text)
+                if re.search(pattern, text):
+                    return text
+
+    async def finish(self, timeout: float = 10.0) -> int:
+        async with asyncio.timeout(timeout):
+            assert self.proc.stderr is not None
+            rest = await self.proc.stderr.read()
+            self.stderr_lines.append(rest.decode())
+            return await self.proc.wait()
+
+
+@pytest.fixture
+async def spawn(tmp_path: Path) -> AsyncIterator[object]:
+    procs: list[Proc] = []
+    env = {**os.environ, "LOUDSYNC_CONFIG_DIR": str(tmp_path / "config"), "COLUMNS": "200"}
+
+    async def start(*args: str) -> Proc:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loudsync_tui",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+        wrapped = Proc(proc)
+        procs.append(wrapped)
+        return wrapped
+
+    yield start
+    for p in procs:
+        if p.proc.returncode is None:
+            p.proc.kill()
+            await p.proc.wait()
+
+
+HOST_ARGS = (
+    "host",
+    "--headless",
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--no-discovery",
+    "--name",
+    "Grace",
+    "--session-name",
+    "Friday",
+    "--heartbeat-interval",
+    "0.2",
+    "--heartbeat-timeout",
+    "1",
+)
+
+
+async def _host(spawn: object) -> tuple[Proc, str, int]:
+    host: Proc = await spawn(*HOST_ARGS)  # type: ignore[operator]
+    assert host.proc.stdout is not None
+    async with asyncio.timeout(10):
+        line = (await host.proc.stdout.readline()).decode()
+    match = HOST_LINE.search(line)
+    assert match, line
+    assert "join with: loudsync-tui join 127.0.0.1:" in line
+    return host, match.group(1), int(match.group(2))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_headless_host_prints_address_logs_and_stops_cleanly(
+    spawn: object, sig: signal.Signals
+) -> None:
+    host, session_id, port = await _host(spawn)
+    raw = await RawGuest.connect(port)
+    await raw.join("dev-raw", "Ada", session_id=session_id)
+    await raw.recv_type(MemberList)
+    await host.line(r"Ada joined from 127\.0\.0\.1")
+    host.proc.send_signal(sig)
+    closed = await raw.recv_type(SessionClosed)
+    assert closed.reason
+    assert await raw.closed() == 1001
+    assert await host.finish() == 0
+    assert "Traceback" not in "".join(host.stderr_lines)
+
+
+async def test_headless_guests_join_leave_and_time_out_in_the_logs(spawn: object) -> None:
+    host, session_id, port = await _host(spawn)
+    watcher = await RawGuest.connect(port)
+    await watcher.join("dev-w", "Watcher", session_id=session_id)
+    await watcher.recv_type(MemberList)
+    watcher.keep_alive()
+
+    guest: Proc = await spawn(  # type: ignore[operator]
+        "join", f"127.0.0.1:{port}", "--headless", "--name", "Bob"
+    )
+    await guest.line(r"Joined 'Friday' hosted by Grace")
+    joined = await watcher.recv_type(MemberJoined)
+    assert joined.member.name == "Bob"
+    await guest.line(r"latency \d+\.\d ms")
+    guest.proc.send_signal(signal.SIGTERM)
+    left = await watcher.recv_type(MemberLeft)
+    assert left.reason == "left"
+    assert await guest.finish() == 0
+    await host.line(r"Bob left")
+
+    silent = await RawGuest.connect(port)
+    await silent.join("dev-silent", "Quiet", session_id=session_id)
+    await silent.recv_type(MemberList)
+    await host.line(r"Quiet timed out")
+    assert await silent.closed() == 4002
+    host.proc.send_signal(signal.SIGINT)
+    assert await host.finish() == 0
+
+
+async def test_headless_join_exit_codes_for_closed_and_refused(spawn: object) -> None:
+    host, _, port = await _host(spawn)
+    wrong: Proc = await spawn(  # type: ignore[operator]
+        "join", f"127.0.0.1:{port}", "--headless", "--session-id", "nope"
+    )
+    await wrong.line("SESSION_NOT_FOUND")
+    assert await wrong.finish() == 2
+
+    guest: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless")  # type: ignore[operator]
+    await guest.line("Joined")
+    host.proc.send_signal(signal.SIGTERM)
+    await guest.line("The session was closed")
+    assert await guest.finish() == 0
+    assert await host.finish() == 0
+
+
+async def test_headless_join_to_nothing_fails_without_traceback(spawn: object) -> None:
+    guest: Proc = await spawn(  # type: ignore[operator]
+        "join", "127.0.0.1:9", "--headless", "--connect-timeout", "1"
+    )
+    code = await guest.finish()
+    text = "".join(guest.stderr_lines)
+    assert code == 2
+    assert "no LOUDSYNC host at 127.0.0.1:9" in text
+    assert "Traceback" not in text
+
+
+async def test_bad_option_values_are_clear_errors(spawn: object) -> None:
+    bad: Proc = await spawn("host", "--headless", "--heartbeat-interval", "-1")  # type: ignore[operator]
+    assert await bad.finish() == 2
+    assert "expected a positive number of seconds" in "".join(bad.stderr_lines)
+    worse: Proc = await spawn(  # type: ignore[operator]
+        "host", "--headless", "--heartbeat-interval", "5", "--heartbeat-timeout", "2"
+    )
+    assert await worse.finish() == 2
+    assert "--heartbeat-timeout must be longer" in "".join(worse.stderr_lines)
