@@ -6,10 +6,9 @@ which the store forwards to the controller the running service registered.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.store import AppStore
@@ -50,23 +49,23 @@ class Services:
     """None: no LAN discovery (tests, or a machine without multicast)."""
 
 
-def _attr(module: str, name: str) -> Any:
-    """Imported on first use, so starting the app never pays for unused services."""
-    return getattr(importlib.import_module(module), name)
-
-
 def _host(config: HostConfig, store: AppStore) -> HostRunner:
-    return cast(HostRunner, _attr("loudsync_tui.net.host_service", "HostService")(config, store))
+    from loudsync_tui.net.host_service import HostService
+
+    return HostService(config, store)
 
 
 def _guest(config: GuestConfig, store: AppStore) -> GuestRunner:
-    return cast(GuestRunner, _attr("loudsync_tui.net.guest_service", "GuestService")(config, store))
+    from loudsync_tui.net.guest_service import GuestService
+
+    return GuestService(config, store)
 
 
 def _browser(store: AppStore, interfaces: tuple[str, ...]) -> BrowserRunner:
-    return cast(
-        BrowserRunner, _attr("loudsync_tui.net.discovery", "SessionBrowser")(store, interfaces)
-    )
+    """Imported on first use, so starting the app never pays for zeroconf twice."""
+    from loudsync_tui.net.discovery import SessionBrowser
+
+    return SessionBrowser(store, interfaces)
 
 
 def default_services() -> Services:

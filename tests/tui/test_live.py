@@ -1,0 +1,156 @@
+"""The app against real hosts and guests on 127.0.0.1 (ephemeral ports, no mDNS).
+
+One side of each test is the app under Pilot; the other is the bare service with its
+own store, exactly as the headless modes run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.net.guest_service import GuestService
+from loudsync_tui.net.host_service import HostService
+from loudsync_tui.store import AppStore, DiscoveredSession
+from loudsync_tui.tui.app import LoudsyncApp
+from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.screens.browse import BrowseScreen
+from loudsync_tui.tui.screens.guest import GuestScreen
+from loudsync_tui.tui.screens.host import HostScreen
+from loudsync_tui.tui.services import Services, default_services
+from loudsync_tui.tui.settings import AppSettings
+from loudsync_tui.tui.widgets.member_table import MemberTable
+from loudsync_tui.tui.widgets.session_table import SessionTable
+from tests.tui.helpers import wait_for
+
+FAST = {"heartbeat_interval": 0.1, "heartbeat_timeout": 2.0}
+
+
+def host_config(name: str = "Friday") -> HostConfig:
+    return HostConfig(name, "Grace", "dev-host", port=0, bind="127.0.0.1", discovery=False, **FAST)
+
+
+def guest_config(address: str = "", device: str = "dev-ada") -> GuestConfig:
+    return GuestConfig(address, "Ada", device, reconnect_attempts=1, reconnect_delay=0.1)
+
+
+def live_services() -> Services:
+    return replace(default_services(), browser=None)
+
+
+@pytest.fixture
+async def bare_host() -> AsyncIterator[HostService]:
+    host = HostService(host_config(), AppStore())
+    await host.start()
+    yield host
+    await host.aclose()
+
+
+def guest_app() -> LoudsyncApp:
+    settings = replace(AppSettings.for_device("Ada", "dev-ada"), guest=guest_config())
+    return LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
+
+
+def host_app() -> LoudsyncApp:
+    settings = replace(
+        AppSettings.for_device("Grace", "dev-host"), host=host_config(), session_name="Friday"
+    )
+    settings = replace(settings, start="host")
+    return LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
+
+
+def seen(host: HostService) -> DiscoveredSession:
+    return DiscoveredSession(
+        key="friday",
+        session_id=host.session_id,
+        name="Friday",
+        host_name="Grace",
+        addresses=("127.0.0.1",),
+        port=host.port,
+        members=1,
+        max_members=10,
+        protocol_version=1,
+        joinable=True,
+    )
+
+
+async def join_from_browse(app: LoudsyncApp, pilot: object, host: HostService) -> None:
+    app.store.session_seen(seen(host))
+    await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)  # type: ignore[arg-type]
+    await pilot.press("enter")  # type: ignore[attr-defined]
+    await wait_for(  # type: ignore[arg-type]
+        pilot,
+        lambda: len(host.store.get().hosting.members) == 2,  # type: ignore[union-attr]
+    )
+    assert isinstance(app.screen, GuestScreen)
+
+
+async def test_enter_joins_and_kick_sends_the_guest_back_to_browse(
+    bare_host: HostService,
+) -> None:
+    app = guest_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await join_from_browse(app, pilot, bare_host)
+        await wait_for(pilot, lambda: app.store.get().guest.session_name == "Friday")  # type: ignore[union-attr]
+        bare_host.kick("dev-ada")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        assert any(n.title == "Kicked" for n in app._notifications)
+        # A rejoin is refused, and that is a notice on Browse too.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.title == "Could not join" for n in app._notifications))
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+
+
+async def test_host_closing_sends_the_guest_back_to_browse(bare_host: HostService) -> None:
+    app = guest_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await join_from_browse(app, pilot, bare_host)
+        await bare_host.aclose()
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        assert any(n.title == "Session closed" for n in app._notifications)
+
+
+async def test_host_table_shows_the_guest_with_latency_and_k_y_kicks() -> None:
+    app = host_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.store.get().hosting is not None)
+        hosting = app.store.get().hosting
+        assert hosting is not None
+        guest = GuestService(guest_config(hosting.address), AppStore())
+        guest.start()
+        table = app.screen.query_one(MemberTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await wait_for(pilot, lambda: str(table.get_cell("dev-ada", "latency")) != "—")
+        await pilot.press("down", "k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        end = await asyncio.wait_for(guest.wait_ended(), 5)
+        assert end.code == "kicked"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await guest.aclose()
+
+
+async def test_s_on_the_host_sends_every_guest_home() -> None:
+    app = host_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.store.get().hosting is not None)
+        hosting = app.store.get().hosting
+        assert hosting is not None
+        guests = [
+            GuestService(guest_config(hosting.address, f"dev-{n}"), AppStore()) for n in range(2)
+        ]
+        for guest in guests:
+            guest.start()
+        table = app.screen.query_one(MemberTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        ends = await asyncio.wait_for(asyncio.gather(*(g.wait_ended() for g in guests)), 5)
+        assert [e.code for e in ends] == ["closed", "closed"]
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        assert not isinstance(app.screen, HostScreen)
