@@ -167,6 +167,7 @@ class HostSession:
             TokenBucket(self.config.rate_per_second, self.config.rate_burst, now),
         )
         if self.closed:
+            self._conns[conn].closing = True  # nothing it sends is taken any more
             return [Close(conn, CloseCode.GOING_AWAY, "session closed")]
         return []
 
