@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from textual.app import App
@@ -70,6 +70,8 @@ class LoudsyncApp(App[int]):
         self._unsubscribes: list[Unsubscribe] = []
         self._last_log: LogEntry | None = None
         self._stopping_host = False
+        self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
+        """The loop's clock, which reconnect times are given in; demos freeze it."""
 
     # Lifecycle -----------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loudsync_tui.store import AppStore, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.text_prompt import TextPrompt, check_address
@@ -95,3 +97,31 @@ def test_address_check() -> None:
     assert check_address("ws://x:1") is None
     assert check_address("x:99999") is not None
     assert check_address(":80") is not None
+
+
+async def test_help_lists_the_screens_keys_first(app: LoudsyncApp) -> None:
+    from loudsync_tui.tui.screens.help import HelpScreen
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        described = [what for _, what in app.screen.rows]
+        assert described[:6] == ["Join", "Host", "Join address", "Rescan", "Down", "Up"]
+        assert {"Help", "Quit"} <= set(described)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
+
+
+@pytest.mark.parametrize("start", ["browse", "host", "guest"])
+async def test_every_footer_key_fits_at_80x24(start: str) -> None:
+    from textual.widgets._footer import FooterKey
+
+    from loudsync_tui.tui.demo import demo_app, scenes
+
+    app = demo_app(start)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes()["host" if start != "browse" else "browse"][1](pilot)  # type: ignore[arg-type]
+        keys = list(app.screen.query(FooterKey))
+        assert keys
+        assert all(k.region.right <= 80 and k.region.width > 0 for k in keys)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -55,7 +53,7 @@ class GuestScreen(StoreScreen):
         self.refresh_bindings()
 
     def _draw_link(self, guest: GuestState) -> None:
-        line = format.connection(guest, asyncio.get_running_loop().time())
+        line = format.connection(guest, self.loudsync.monotonic())
         line = Text("link: ", style="dim") + line
         line.append("   your latency: ", style="dim")
         line.append(format.latency(guest.latency).plain + " ms")

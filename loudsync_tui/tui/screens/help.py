@@ -10,17 +10,21 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
+_NOISE = {"focus_next", "focus_previous", "copy_text"}
+
 
 def key_rows(screen: Screen[object]) -> list[tuple[str, str]]:
-    """(keys, description) of the screen's active bindings, keys joined per description."""
-    rows: dict[str, list[str]] = {}
-    for key, active in screen.active_bindings.items():
+    """(keys, description) of the screen's active bindings: its own and the app's first,
+    then the focused widget's (moving around a table), keys joined per description."""
+    own: dict[str, list[str]] = {}
+    widget: dict[str, list[str]] = {}
+    for active in screen.active_bindings.values():
         binding = active.binding
-        if binding.system or not binding.description:
+        if binding.system or not binding.description or binding.action.rsplit(".", 1)[-1] in _NOISE:
             continue
+        rows = own if active.node in (screen, screen.app) else widget
         rows.setdefault(binding.description, []).append(screen.app.get_key_display(binding))
-        del key
-    return [(" / ".join(keys), description) for description, keys in rows.items()]
+    return [(" / ".join(keys), what) for what, keys in (*own.items(), *widget.items())]
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,211 @@
+"""Realistic, reproducible data for the screenshots and snapshot tests; no network.
+
+`DemoServices` stand in for the real ones and fill the store the way they would, so
+every screen can be shown (and compared) without hosts, guests or multicast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from textual.pilot import Pilot
+
+from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.protocol import ConnectionStatus
+from loudsync_tui.store import (
+    AppStore,
+    ConnectionState,
+    DiscoveredSession,
+    HostingState,
+    Member,
+)
+from loudsync_tui.tui.app import LoudsyncApp
+from loudsync_tui.tui.services import Services
+from loudsync_tui.tui.settings import AppSettings
+from loudsync_tui.tui.widgets.member_table import MemberTable
+from loudsync_tui.tui.widgets.session_table import SessionTable
+
+T0 = 1_764_086_400_000
+"""2025-11-25 16:00 UTC, in ms: every clock on the demo screens counts from here."""
+
+_PEOPLE: list[tuple[str, str, str, float, ConnectionStatus]] = [
+    ("dev-ada", "Ada", "terminal", 3.2, "connected"),
+    ("dev-linus", "Linus", "terminal", 12.8, "connected"),
+    ("dev-hedy", "Hedy", "terminal", 41.0, "reconnecting"),
+    ("dev-alan", "Alan", "terminal", 7.4, "connected"),
+]
+
+
+def demo_members(host_id: str, host_name: str) -> list[Member]:
+    members = [Member(host_id, host_name, True, "connected", T0, None, "host")]
+    for n, (member_id, name, device, latency, status) in enumerate(_PEOPLE, 1):
+        members.append(Member(member_id, name, False, status, T0 + n * 97_000, latency, device))
+    return members
+
+
+def demo_sessions() -> list[DiscoveredSession]:
+    def session(
+        key: str, name: str, host: str, ip: str, members: int, why_not: str | None = None
+    ) -> DiscoveredSession:
+        return DiscoveredSession(
+            key, key, name, host, (ip,), 8080, members, 10, 1, why_not is None, why_not
+        )
+
+    return [
+        session("k3v9q2", "Friday listening", "Grace", "192.168.1.20", 5),
+        session("p8s1xz", "Studio B mix", "Ada", "192.168.1.34", 2),
+        session("m2r7cc", "Room 4 rehearsal", "Linus", "192.168.1.51", 10, "full"),
+        session("z0q4ty", "Classroom", "Hedy", "192.168.1.77", 1, "newer protocol"),
+    ]
+
+
+@dataclass
+class DemoHost:
+    config: HostConfig
+    store: AppStore
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store.hosting_started(
+            HostingState(
+                "k3v9q2",
+                cfg.session_name,
+                cfg.host_id,
+                cfg.host_name,
+                "192.168.1.20:8080",
+                8080,
+                cfg.max_members,
+            ),
+            control=self,
+        )
+        self.store.host_members_set(demo_members(cfg.host_id, cfg.host_name))
+        for _, name, *_ in _PEOPLE:
+            self.store.log_event(f"{name} joined from 192.168.1.{30 + len(name)}:51{len(name)}04")
+        self.store.log_event("Hedy's link dropped; holding the place for 2 s", "warning")
+
+    def kick(self, member_id: str) -> None:
+        self.store.host_member_left(member_id)
+
+    def stop(self) -> None:
+        self.store.hosting_stopped()
+
+    async def aclose(self, reason: str = "") -> None:
+        self.store.hosting_stopped()
+
+
+@dataclass
+class DemoGuest:
+    config: GuestConfig
+    store: AppStore
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self) -> None:
+        store = self.store
+        store.guest_joining(self.config.address, control=self)
+        store.guest_welcomed(
+            client_id=self.config.device_id,
+            session_id="k3v9q2",
+            session_name="Friday listening",
+            host_name="Grace",
+            max_members=10,
+        )
+        members = demo_members("dev-grace", "Grace")
+        members[1] = replace(members[1], id=self.config.device_id, name=self.config.name)
+        store.guest_members_set(members)
+        store.guest_latency(3.2)
+        store.log_event("Joined 'Friday listening' hosted by Grace")
+        store.log_event("Connection to the host lost; reconnecting", "warning")
+        store.guest_connection(
+            ConnectionState.RECONNECTING, attempt=2, max_attempts=3, next_attempt_at=3.0
+        )
+
+    def leave(self) -> None:
+        self.store.guest_ended("You left", "left")
+        self.ended.set()
+
+    def retry(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.ended.set()
+
+    async def wait_ended(self) -> object:
+        await self.ended.wait()
+        return "left"
+
+
+def demo_app(start: str = "browse") -> LoudsyncApp:
+    """An app with demo services, a frozen clock and (on Browse) four sessions listed."""
+    store = AppStore()
+    store.clock = lambda: T0 + 600_000
+    settings = AppSettings.for_device("Grace", "dev-grace")
+    if start == "host":
+        settings = replace(settings, start="host", session_name="Friday listening")
+    elif start == "guest":
+        settings = replace(
+            AppSettings.for_device("Ada", "dev-ada"), start="join", join_address="192.168.1.20:8080"
+        )
+    services = Services(host=DemoHost, guest=DemoGuest, browser=None)
+    app = LoudsyncApp(store=store, settings=settings, services=services)
+    app.monotonic = lambda: 0.0
+    if start == "browse":
+        store.discovery_started()
+        for session in demo_sessions():
+            store.session_seen(session)
+    return app
+
+
+async def _settle(pilot: Pilot[object], until: Callable[[], object]) -> None:
+    for _ in range(500):
+        if until():
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+Scene = tuple[str, Callable[[Pilot[object]], Awaitable[None]]]
+
+
+def _members_shown(pilot: Pilot[object], count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        tables = pilot.app.screen.query(MemberTable)
+        return bool(tables) and tables.first().row_count == count
+
+    return check
+
+
+def scenes() -> dict[str, Scene]:
+    """Name -> (start screen, what to do before the picture is taken)."""
+
+    async def browse(pilot: Pilot[object]) -> None:
+        await _settle(pilot, lambda: pilot.app.screen.query(SessionTable))
+        await pilot.press("down")
+
+    async def host(pilot: Pilot[object]) -> None:
+        await _settle(pilot, _members_shown(pilot, 5))
+
+    async def kick(pilot: Pilot[object]) -> None:
+        await host(pilot)
+        await pilot.press("down", "down", "k")
+        await _settle(pilot, lambda: pilot.app.screen.query(".dialog"))
+
+    async def help_(pilot: Pilot[object]) -> None:
+        await host(pilot)
+        await pilot.press("question_mark")
+        await _settle(pilot, lambda: pilot.app.screen.query("#help-keys"))
+
+    async def name_prompt(pilot: Pilot[object]) -> None:
+        await _settle(pilot, lambda: pilot.app.screen.query(SessionTable))
+        await pilot.press("h")
+        await _settle(pilot, lambda: pilot.app.screen.query("Input"))
+
+    return {
+        "browse": ("browse", browse),
+        "host-name": ("browse", name_prompt),
+        "host": ("host", host),
+        "kick-confirm": ("host", kick),
+        "guest-reconnecting": ("guest", host),
+        "help": ("host", help_),
+    }
