@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -70,6 +72,7 @@ class LoudsyncApp(App[int]):
         self._unsubscribes: list[Unsubscribe] = []
         self._last_log: LogEntry | None = None
         self._stopping_host = False
+        self._recent_notices: dict[str, float] = {}
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         """The loop's clock, which reconnect times are given in; demos freeze it."""
 
@@ -81,9 +84,10 @@ class LoudsyncApp(App[int]):
     def on_mount(self) -> None:
         store = self.store
         self._unsubscribes += [
+            # Before the log: its titled notice wins over the same text logged as an error.
+            store.subscribe(self._on_guest_end, _guest_end),
             store.subscribe(self._on_log, lambda s: s.log),
             store.subscribe(self._on_hosting, lambda s: s.hosting is not None),
-            store.subscribe(self._on_guest_end, _guest_end),
             store.subscribe(self._on_discovery_error, lambda s: s.discovery.error),
         ]
         if self.services.browser is not None:
@@ -98,6 +102,16 @@ class LoudsyncApp(App[int]):
         for unsubscribe in self._unsubscribes:
             unsubscribe()
         self._unsubscribes.clear()
+
+    def notify_once(self, message: str, **options: Any) -> None:
+        """A notice, unless the same text was shown moments ago (a service may both log an
+        error and end the membership with it; the user needs to read it once)."""
+        now = time.monotonic()
+        self._recent_notices = {m: t for m, t in self._recent_notices.items() if now - t < 5}
+        if message in self._recent_notices:
+            return
+        self._recent_notices[message] = now
+        self.notify(message, **options)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         """Run `work` on the app's loop; a failure is logged, never a crash."""
@@ -118,7 +132,7 @@ class LoudsyncApp(App[int]):
             level = {"info": logging.INFO, "warning": logging.WARNING}.get(entry.level, 40)
             log.log(level, "%s", entry.text)
             if entry.level == "error":
-                self.notify(entry.text, title="Error", severity="error", timeout=8)
+                self.notify_once(entry.text, title="Error", severity="error", timeout=8)
         self._last_log = entries[-1] if entries else None
 
     def _on_discovery_error(self, error: str | None, _old: str | None) -> None:
@@ -152,7 +166,7 @@ class LoudsyncApp(App[int]):
             )
             return
         if code in NOTICE_CODES:
-            self.notify(reason, title=NOTICE_CODES[code], severity="warning", timeout=10)
+            self.notify_once(reason, title=NOTICE_CODES[code], severity="warning", timeout=10)
         self._spawn(self._end_guest(self.guest_service))
 
     # Discovery ---------------------------------------------------------------
