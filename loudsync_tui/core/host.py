@@ -229,6 +229,8 @@ class HostSession:
         for member in list(self._members.values()):
             if member.is_host:
                 continue
+            if member.conn is not None and self._conns[member.conn].closing:
+                continue  # already being closed; its disconnect will follow
             if member.conn is not None and now - member.last_seen >= timeout:
                 effects.append(Close(member.conn, CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout"))
                 self._conns[member.conn].closing = True
@@ -271,6 +273,13 @@ class HostSession:
     # JOIN -----------------------------------------------------------------------
 
     def _join(self, c: _Conn, join: Join) -> list[HostEffect]:
+        expired: list[HostEffect] = []
+        held = self._members.get(join.device.id)
+        if held is not None and self._hold_expired(held):
+            expired = self._remove(held, "disconnected")  # due, though the tick has not run
+        return expired + self._admit(c, join)
+
+    def _admit(self, c: _Conn, join: Join) -> list[HostEffect]:
         cfg = self.config
         if join.protocol_version not in SUPPORTED_VERSIONS:
             return self._refuse(
@@ -326,6 +335,12 @@ class HostSession:
         effects.append(MemberAdded(info, member.device_type))
         effects.append(Log("info", f"{member.name} joined from {c.address or 'unknown address'}"))
         return effects
+
+    def _hold_expired(self, member: _Member) -> bool:
+        dropped = member.dropped_at
+        return dropped is not None and (
+            self.clock.monotonic() - dropped >= self.config.heartbeat_timeout
+        )
 
     def _resume(self, c: _Conn, member: _Member, join: Join) -> list[HostEffect]:
         effects: list[HostEffect] = []

@@ -15,7 +15,7 @@ class TokenBucket:
         elapsed = max(0.0, now - self._updated)
         self._updated = now
         self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - 1e-9:  # float sums of rate * elapsed fall just short
             self._tokens -= 1.0
             return True
         return False

@@ -1006,3 +1006,27 @@ def test_members_view_and_session_info_follow_the_membership() -> None:
     h.send(1, Leave(timestamp=T))
     assert h.core.session_info().member_count == 2
     assert [m.is_host for m in h.core.members] == [True, False]
+
+
+def test_resume_after_the_hold_ran_out_is_a_fresh_join_even_before_the_tick() -> None:
+    host = Host()
+    host.join(1, "dev-a")
+    host.join(2, "dev-b")
+    host.core.disconnected(1)
+    host.clock.advance(host.config.heartbeat_timeout + 0.01)  # no tick has run
+    effects = host.join(3, "dev-a", token=host.tokens["dev-a"])
+    left = [
+        e.message for e in effects if isinstance(e, Broadcast) and isinstance(e.message, MemberLeft)
+    ]
+    assert [(m.member_id, m.reason) for m in left] == [("dev-a", "disconnected")]
+    assert any(isinstance(e, MemberAdded) for e in effects)
+    assert sorted(host.ids) == ["dev-a", "dev-b", HOST_ID]
+
+
+def test_tick_does_not_close_a_connection_twice() -> None:
+    host = Host()
+    host.join(1, "dev-a")
+    for _ in range(host.config.rate_burst + 1):
+        host.send(1, Heartbeat(timestamp=T))
+    effects = host.advance(host.config.heartbeat_timeout + 1)
+    assert not [e for e in effects if isinstance(e, Close)]
