@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from textual.widgets import Static
 
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
-from loudsync_tui.store import AppStore, DiscoveredSession
+from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
 from loudsync_tui.tui.screens.browse import BrowseScreen
@@ -25,6 +26,7 @@ from loudsync_tui.tui.services import Services, default_services
 from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
+from tests.support.proxy import LinkProxy
 from tests.tui.helpers import wait_for
 
 FAST = {"heartbeat_interval": 0.1, "heartbeat_timeout": 2.0}
@@ -154,3 +156,39 @@ async def test_s_on_the_host_sends_every_guest_home() -> None:
         assert [e.code for e in ends] == ["closed", "closed"]
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert not isinstance(app.screen, HostScreen)
+
+
+async def test_guest_shows_reconnecting_when_the_host_vanishes_and_recovers(
+    bare_host: HostService,
+) -> None:
+    proxy = await LinkProxy(bare_host.port).start()
+    settings = replace(
+        AppSettings.for_device("Ada", "dev-ada"),
+        guest=replace(guest_config(), reconnect_attempts=5, reconnect_delay=0.4),
+    )
+    app = LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.store.session_seen(replace(seen(bare_host), port=proxy.port))
+            await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+            link = app.screen.query_one("#guest-link", Static)
+            await wait_for(pilot, lambda: "connected" in str(link.render()))
+            proxy.refusing = True
+            proxy.cut()
+            await wait_for(pilot, lambda: "reconnecting, attempt" in str(link.render()))
+            proxy.refusing = False
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.store.get().guest is not None
+                    and app.store.get().guest.connection is ConnectionState.CONNECTED
+                ),  # type: ignore[union-attr]
+            )
+            assert isinstance(app.screen, GuestScreen)
+            hosting = bare_host.store.get().hosting
+            assert hosting is not None
+            assert hosting.members["dev-ada"].status == "connected"
+    finally:
+        await proxy.close()
