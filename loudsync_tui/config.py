@@ -5,6 +5,7 @@ Durations are seconds (floats), as on the command line; the wire carries millise
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 DEFAULT_PORT = 8080
@@ -49,3 +50,33 @@ class GuestConfig:
     reconnect_jitter: float = 0.25
     """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
     max_frame_size: int = 1024 * 1024
+
+
+def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> HostConfig:
+    """The `host` command's options; `session_name` is empty unless given."""
+    return HostConfig(
+        session_name=args.session_name or "",
+        host_name=name,
+        host_id=host_id,
+        session_id=args.session_id,
+        port=args.port,
+        bind=args.bind,
+        max_members=args.max_members,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_timeout=args.heartbeat_timeout,
+        discovery=args.discovery,
+        interfaces=tuple(args.interfaces),
+    )
+
+
+def guest_config_from_args(args: argparse.Namespace, device_id: str, name: str) -> GuestConfig:
+    """The `join` command's options."""
+    return GuestConfig(
+        address=args.address,
+        name=name,
+        device_id=device_id,
+        session_id=args.session_id,
+        connect_timeout=args.connect_timeout,
+        reconnect_attempts=max(0, args.reconnect_attempts),
+        reconnect_delay=args.reconnect_delay,
+    )

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import replace
 
-from loudsync_tui.config import HostConfig
+from loudsync_tui.config import HostConfig, host_config_from_args
 from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stdout
 from loudsync_tui.net.host_service import HostService, HostStartError
 from loudsync_tui.store import AppStore
-
-
-def host_config(args: argparse.Namespace, host_id: str, name: str) -> HostConfig:
-    return HostConfig(
-        session_name=args.session_name or f"{name}'s session",
-        host_name=name,
-        host_id=host_id,
-        session_id=args.session_id,
-        port=args.port,
-        bind=args.bind,
-        max_members=args.max_members,
-        heartbeat_interval=args.heartbeat_interval,
-        heartbeat_timeout=args.heartbeat_timeout,
-        discovery=args.discovery,
-        interfaces=tuple(args.interfaces),
-    )
 
 
 async def serve_headless(config: HostConfig) -> int:
@@ -51,4 +36,7 @@ def run_host(args: argparse.Namespace) -> int:
         return fail(f"cannot use the config directory: {exc}")
     if args.heartbeat_timeout <= args.heartbeat_interval:
         return fail("--heartbeat-timeout must be longer than --heartbeat-interval", 2)
-    return asyncio.run(serve_headless(host_config(args, host_id, name)))
+    config = host_config_from_args(args, host_id, name)
+    if not config.session_name:
+        config = replace(config, session_name=f"{name}'s session")
+    return asyncio.run(serve_headless(config))

@@ -10,25 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from loudsync_tui.config import GuestConfig
+from loudsync_tui.config import GuestConfig, guest_config_from_args
 from loudsync_tui.core.host import latency_changed
 from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stderr
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
 
 EXIT_CODES = {"left": 0, "closed": 0, "kicked": 3, "refused": 2, "failed": 1}
-
-
-def guest_config(args: argparse.Namespace, device_id: str, name: str) -> GuestConfig:
-    return GuestConfig(
-        address=args.address,
-        name=name,
-        device_id=device_id,
-        session_id=args.session_id,
-        connect_timeout=args.connect_timeout,
-        reconnect_attempts=max(0, args.reconnect_attempts),
-        reconnect_delay=args.reconnect_delay,
-    )
 
 
 async def join_headless(config: GuestConfig) -> int:
@@ -74,4 +62,4 @@ def run_join(args: argparse.Namespace) -> int:
         device_id, name = identity_from(args)
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
-    return asyncio.run(join_headless(guest_config(args, device_id, name)))
+    return asyncio.run(join_headless(guest_config_from_args(args, device_id, name)))

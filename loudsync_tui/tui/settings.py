@@ -7,10 +7,15 @@ config templates with `dataclasses.replace`, so every CLI option reaches the ser
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.config import (
+    GuestConfig,
+    HostConfig,
+    guest_config_from_args,
+    host_config_from_args,
+)
 from loudsync_tui.identity import config_dir, default_name, load_identity
 
 StartScreen = Literal["browse", "host", "join"]
@@ -55,31 +60,11 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
     if command == "host":
         start = "host"
         session_name = args.session_name
-        host = HostConfig(
-            session_name="",
-            host_name=name,
-            host_id=identity.device_id,
-            session_id=args.session_id,
-            port=args.port,
-            bind=args.bind,
-            max_members=args.max_members,
-            heartbeat_interval=args.heartbeat_interval,
-            heartbeat_timeout=args.heartbeat_timeout,
-            discovery=args.discovery,
-            interfaces=interfaces,
-        )
+        host = host_config_from_args(args, identity.device_id, name)
     elif command == "join":
         start = "join"
         address = args.address
-        guest = GuestConfig(
-            address="",
-            name=name,
-            device_id=identity.device_id,
-            session_id=args.session_id,
-            connect_timeout=args.connect_timeout,
-            reconnect_attempts=args.reconnect_attempts,
-            reconnect_delay=args.reconnect_delay,
-        )
+        guest = replace(guest_config_from_args(args, identity.device_id, name), address="")
     return AppSettings(
         name=name,
         device_id=identity.device_id,
