@@ -295,7 +295,7 @@ class GuestSession:
             case Pong():
                 return self._on_pong(message, now)
             case Kicked(reason=reason):
-                return self._end(f"You were removed by the host: {reason}", "kicked")
+                return self._end(reason or "You were removed by the host", "kicked")
             case SessionClosed(reason=reason):
                 return self._end(f"The session was closed: {reason}", "closed")
             case Error(code=code, message=text):

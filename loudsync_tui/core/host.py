@@ -240,7 +240,9 @@ class HostSession:
         effects += self._flush_updates(now)
         return effects
 
-    def kick(self, member_id: str, reason: str = "Removed by the host") -> list[HostEffect]:
+    def kick(
+        self, member_id: str, reason: str = "You were removed by the host"
+    ) -> list[HostEffect]:
         member = self._members.get(member_id)
         if member is None or member.is_host:
             return []
