@@ -93,6 +93,19 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--session-id", default=None, help="fixed session id (default: random)")
     parser.add_argument(
+        "--no-tls",
+        action="store_false",
+        dest="tls",
+        help="serve plain ws:// (unencrypted, for clients that cannot do TLS)",
+    )
+    parser.add_argument(
+        "--pin",
+        nargs="?",
+        const="",
+        default=None,
+        help="require a PIN to join; without a value one is generated and shown",
+    )
+    parser.add_argument(
         "--no-discovery",
         action="store_false",
         dest="discovery",
@@ -101,6 +114,23 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_join_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pin", default=None, help="the session PIN, if the host asks for one")
+    parser.add_argument(
+        "--fingerprint",
+        default=None,
+        metavar="FP",
+        help="the host's certificate fingerprint as shown on its screen",
+    )
+    parser.add_argument(
+        "--trust-new",
+        action="store_true",
+        help="accept and pin a host seen for the first time (headless)",
+    )
+    parser.add_argument(
+        "--replace-pin",
+        action="store_true",
+        help="accept a host whose fingerprint changed, and pin the new one",
+    )
     parser.add_argument(
         "--session-id", default=None, help="the session id (default: asked of the host)"
     )

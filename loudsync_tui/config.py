@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_PORT = 8080
 PORT_TRIES = 21
@@ -33,6 +34,15 @@ class HostConfig:
     max_frame_size: int = 64 * 1024
     rate_per_second: float = 20.0
     rate_burst: int = 50
+    max_write_buffer: int = 1024 * 1024
+    """Bytes the host may hold unsent for one connection; past it the link is cut."""
+    tls: bool = False
+    """Serve wss:// with this device's certificate. The CLI and the app turn it on
+    unless `--no-tls`; plain is the default here so that library users opt in knowingly."""
+    key_dir: str | None = None
+    """Where the host key and certificate live; None: the user config directory."""
+    pin: str | None = None
+    """A PIN every JOIN must carry; None: no PIN."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,24 @@ class GuestConfig:
     reconnect_jitter: float = 0.25
     """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
     max_frame_size: int = 1024 * 1024
+    pin: str | None = None
+    tls: bool | None = None
+    """True: wss only; False: plain ws; None: try TLS, fall back to plain with a warning
+    (refused for a host pinned with a certificate)."""
+    expected_fingerprint: str | None = None
+    """The fingerprint advertised for this host (mDNS TXT `fp`) or given by the user."""
+    trust_dir: str | None = None
+    """Where fingerprints pinned on first use are kept; None: nothing is pinned."""
+    trust_new: bool = False
+    """Accept and pin a host seen for the first time without asking."""
+    replace_pin: bool = False
+    """Accept a fingerprint that differs from the pinned one and pin it instead."""
+
+
+def _config_dir(override: str | None) -> Path:
+    from loudsync_tui.identity import config_dir
+
+    return config_dir(override)
 
 
 def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> HostConfig:
@@ -66,6 +94,9 @@ def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> 
         heartbeat_timeout=args.heartbeat_timeout,
         discovery=args.discovery,
         interfaces=tuple(args.interfaces),
+        tls=args.tls,
+        pin=args.pin,
+        key_dir=str(_config_dir(getattr(args, "config_dir", None))),
     )
 
 
@@ -79,4 +110,9 @@ def guest_config_from_args(args: argparse.Namespace, device_id: str, name: str) 
         connect_timeout=args.connect_timeout,
         reconnect_attempts=max(0, args.reconnect_attempts),
         reconnect_delay=args.reconnect_delay,
+        pin=args.pin,
+        expected_fingerprint=args.fingerprint,
+        trust_new=args.trust_new,
+        replace_pin=args.replace_pin,
+        trust_dir=str(_config_dir(getattr(args, "config_dir", None))),
     )

@@ -131,6 +131,8 @@ class Join(_Message, tag="JOIN", frozen=True):
     protocol_version: int
     device: DeviceInfo
     resume_token: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    pin: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    """The session PIN, when the host asks for one; only ever sent inside TLS."""
 
 
 class Leave(_Message, tag="LEAVE", frozen=True):

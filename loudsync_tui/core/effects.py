@@ -57,8 +57,11 @@ class MemberRemoved:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceBanned:
-    device_id: str
+class BansChanged:
+    """The banned device ids and addresses, after a kick or a lifted ban."""
+
+    devices: frozenset[str]
+    addresses: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +71,5 @@ class Log:
 
 
 HostEffect = (
-    Send | Broadcast | Close | MemberAdded | MemberChanged | MemberRemoved | DeviceBanned | Log
+    Send | Broadcast | Close | MemberAdded | MemberChanged | MemberRemoved | BansChanged | Log
 )

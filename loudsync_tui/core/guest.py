@@ -42,7 +42,7 @@ from loudsync_tui.protocol import (
 )
 from loudsync_tui.store.state import ConnectionState
 
-EndCode = Literal["left", "kicked", "closed", "refused", "failed"]
+EndCode = Literal["left", "kicked", "closed", "refused", "failed", "untrusted", "pin"]
 LATENCY_SMOOTHING = 0.3
 """Weight of a new round-trip sample in the moving average."""
 
@@ -189,6 +189,7 @@ class GuestSession:
             protocol_version=PROTOCOL_VERSION,
             device=DeviceInfo(self.config.device_id, self.config.name, self.config.device_type),
             resume_token=self.resume_token,
+            pin=self.config.pin,
         )
         return [Transmit(join)]
 
@@ -298,11 +299,14 @@ class GuestSession:
                 return self._end(reason or "You were removed by the host", "kicked")
             case SessionClosed(reason=reason):
                 return self._end(f"The session was closed: {reason}", "closed")
-            case Error(code=code, message=text):
+            case Error(code=code, message=text, details=details):
                 if self.state is not ConnectionState.CONNECTED:
+                    needs_pin = bool(details and details.get("pinRequired"))
                     return [
                         Disconnect(CloseCode.NORMAL, "join refused"),
-                        *self._end(f"Join refused: {code}: {text}", "refused"),
+                        *self._end(
+                            f"Join refused: {code}: {text}", "pin" if needs_pin else "refused"
+                        ),
                     ]
                 return [Log("warning", f"The host reported {code}: {text}")]
             case _:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.effects import (
+    BansChanged,
     Broadcast,
     Close,
     ConnId,
-    DeviceBanned,
     HostEffect,
     Log,
     MemberAdded,
@@ -55,6 +55,7 @@ from loudsync_tui.protocol import (
     decode,
     type_name,
 )
+from loudsync_tui.security.pin import PinGuard, pin_matches
 
 LATENCY_MIN_CHANGE_MS = 5.0
 LATENCY_MIN_CHANGE_RATIO = 0.2
@@ -68,6 +69,13 @@ def latency_changed(old: float | None, new: float | None) -> bool:
     return delta > LATENCY_MIN_CHANGE_MS and delta > LATENCY_MIN_CHANGE_RATIO * old
 
 
+def host_of(address: str) -> str:
+    """The IP part of "ip:port" or "[v6]:port"; bans and PIN limits apply per IP."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    return address.rpartition(":")[0] if address.count(":") == 1 else address
+
+
 @dataclass(slots=True)
 class _Conn:
     id: ConnId
@@ -76,6 +84,10 @@ class _Conn:
     bucket: TokenBucket
     member_id: str | None = None
     closing: bool = False
+
+    @property
+    def ip(self) -> str:
+        return host_of(self.address)
 
 
 @dataclass(slots=True)
@@ -91,6 +103,7 @@ class _Member:
     latency: float | None = None
     last_seen: float = 0.0
     dropped_at: float | None = None
+    ip: str = ""
     sent_status: ConnectionStatus = "connected"
     sent_latency: float | None = None
 
@@ -117,6 +130,9 @@ class HostSession:
         self._conns: dict[ConnId, _Conn] = {}
         self._members: dict[str, _Member] = {}
         self._banned: set[str] = set()
+        self._banned_ips: set[str] = set()
+        self.pin = config.pin or None
+        self._pin_guard = PinGuard()
         self._pending = _Pending()
         host = _Member(
             id=config.host_id,
@@ -136,6 +152,10 @@ class HostSession:
     @property
     def banned(self) -> frozenset[str]:
         return frozenset(self._banned)
+
+    @property
+    def banned_addresses(self) -> frozenset[str]:
+        return frozenset(self._banned_ips)
 
     @property
     def connection_count(self) -> int:
@@ -241,20 +261,43 @@ class HostSession:
         return effects
 
     def kick(
-        self, member_id: str, reason: str = "You were removed by the host"
+        self,
+        member_id: str,
+        reason: str = "You were removed by the host",
+        *,
+        ban_address: bool = False,
     ) -> list[HostEffect]:
+        """Remove a member and ban its device (and, if asked, the address it came from)."""
         member = self._members.get(member_id)
         if member is None or member.is_host:
             return []
+        if ban_address and member.ip:
+            self._banned_ips.add(member.ip)
         effects: list[HostEffect] = []
         if member.conn is not None:
             effects.append(Send(member.conn, Kicked(timestamp=self.clock.wall_ms(), reason=reason)))
             effects.append(Close(member.conn, CloseCode.KICKED, "kicked"))
             self._conns[member.conn].closing = True
         self._banned.add(member_id)
-        effects.append(DeviceBanned(member_id))
+        effects.append(self._bans())
         effects += self._remove(member, "kicked")
         return effects
+
+    def lift_ban(self, key: str) -> list[HostEffect]:
+        """Let a banned device id or address join again."""
+        if key not in self._banned and key not in self._banned_ips:
+            return []
+        self._banned.discard(key)
+        self._banned_ips.discard(key)
+        return [self._bans(), Log("info", f"Ban on {key} lifted")]
+
+    def set_pin(self, pin: str | None) -> list[HostEffect]:
+        """A new PIN (or none) for joins from now on; members already in stay."""
+        self.pin = pin or None
+        return [Log("info", "PIN changed" if pin else "PIN removed")]
+
+    def _bans(self) -> BansChanged:
+        return BansChanged(frozenset(self._banned), frozenset(self._banned_ips))
 
     def stop(self, reason: str = "The host ended the session") -> list[HostEffect]:
         """SESSION_CLOSED to every connection, then close them all with 1001."""
@@ -295,16 +338,26 @@ class HostSession:
                 c, ErrorCode.SESSION_NOT_FOUND, f"no session {join.session_id!r} here"
             )
         device = join.device
-        if device.id in self._banned:
+        now = self.clock.monotonic()
+        if self._pin_guard.blocked(c.ip, now):
+            return self._refuse(
+                c, ErrorCode.RATE_LIMITED, "too many wrong PINs; wait a minute and try again"
+            )
+        if device.id in self._banned or c.ip in self._banned_ips:
             return self._refuse(c, ErrorCode.UNAUTHORIZED, "this device was removed by the host")
         existing = self._members.get(device.id)
+        if (
+            existing is not None
+            and not existing.is_host
+            and join.resume_token is not None
+            and secrets.compare_digest(join.resume_token, existing.resume_token)
+        ):
+            return self._resume(c, existing, join)  # membership proven: no PIN asked again
+        if self.pin is not None and not pin_matches(join.pin, self.pin):
+            self._pin_guard.failed(c.ip, now)
+            text = "this session needs a PIN" if join.pin is None else "wrong PIN"
+            return self._refuse(c, ErrorCode.UNAUTHORIZED, text, {"pinRequired": True})
         if existing is not None:
-            if (
-                not existing.is_host
-                and join.resume_token is not None
-                and secrets.compare_digest(join.resume_token, existing.resume_token)
-            ):
-                return self._resume(c, existing, join)
             return self._refuse(
                 c, ErrorCode.ALREADY_JOINED, f"{device.id} is already in the session"
             )
@@ -315,12 +368,12 @@ class HostSession:
                 f"session is full ({len(self._members)} of {cfg.max_members} members)",
                 {"maxMembers": cfg.max_members},
             )
-        now = self.clock.monotonic()
         member = _Member(
             id=device.id,
             name=device.name,
             device_type=device.type,
             joined_at=self.clock.wall_ms(),
+            ip=c.ip,
             conn=c.id,
             resume_token=secrets.token_urlsafe(16),
             last_seen=now,
@@ -352,6 +405,7 @@ class HostSession:
             old.member_id = None
             effects.append(Close(old.id, CloseCode.NORMAL, "replaced by a resumed connection"))
         member.conn = c.id
+        member.ip = c.ip
         member.dropped_at = None
         member.last_seen = self.clock.monotonic()
         member.name = join.device.name

@@ -9,6 +9,7 @@ from dataclasses import replace
 from loudsync_tui.config import HostConfig, host_config_from_args
 from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stdout
 from loudsync_tui.net.host_service import HostService, HostStartError
+from loudsync_tui.security.certificate import readable
 from loudsync_tui.store import AppStore
 
 
@@ -24,6 +25,12 @@ async def serve_headless(config: HostConfig) -> int:
         f"session {service.session_id} listening on {service.url} "
         f"(join with: loudsync-tui join {service.give_out})"
     )
+    if service.fingerprint:
+        store.log_event(f"Fingerprint (compare aloud): {readable(service.fingerprint)}")
+    else:
+        store.log_event("Serving unencrypted ws:// (--no-tls)", "warning")
+    if service.core.pin:
+        store.log_event(f"PIN: {service.core.pin}")
     on_stop_signals(service.stop)
     await service.wait_closed()
     return 0

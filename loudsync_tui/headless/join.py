@@ -1,8 +1,9 @@
 """`loudsync-tui join ADDRESS --headless`: join with no screen, logging to stderr.
 
 Exit status: 0 after leaving or when the host closed the session, 3 when kicked,
-2 when the join was refused or no LOUDSYNC host answered at the address, 1 when the
-connection failed or was lost and every reconnect attempt failed.
+2 when the join was refused (a missing or wrong PIN included), 4 when the host's
+identity could not be verified (first seen, or changed), 1 when the host could not be
+reached or the link was lost and every reconnect attempt failed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, 
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
 
-EXIT_CODES = {"left": 0, "closed": 0, "kicked": 3, "refused": 2, "failed": 1}
+EXIT_CODES = {
+    "left": 0,
+    "closed": 0,
+    "kicked": 3,
+    "refused": 2,
+    "pin": 2,
+    "failed": 1,
+    "untrusted": 4,
+}
+TRUST_HINT = (
+    "To go on, compare the fingerprint with the one on the host's screen, then run again "
+    "with --fingerprint FP (or --trust-new for a host seen for the first time, "
+    "--replace-pin for one whose fingerprint changed)."
+)
 
 
 async def join_headless(config: GuestConfig) -> int:
@@ -54,6 +68,8 @@ async def join_headless(config: GuestConfig) -> int:
     gave_up.cancel()
     end = ended.result()
     await service.aclose()
+    if end.code == "untrusted":
+        stderr.print(TRUST_HINT)
     return EXIT_CODES[end.code]
 
 

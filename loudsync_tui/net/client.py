@@ -1,16 +1,25 @@
-"""Where a guest connects: `HOST[:PORT]` or a ws:// URL, and the session id behind it."""
+"""Where a guest connects: `HOST[:PORT]` or a URL, and what the host says about itself.
+
+Before any WebSocket, the guest asks the host for its session info (HTTP GET /session
+on the same port, inside TLS when the host speaks it) and notes the certificate's
+fingerprint, so it can decide whether to trust the host before sending anything.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
-import urllib.error
-import urllib.request
+import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from loudsync_tui.config import DEFAULT_PORT
 from loudsync_tui.net.server import SESSION_INFO_PATH
+from loudsync_tui.security.certificate import client_context, peer_fingerprint
+
+INFO_LIMIT = 64 * 1024
 
 
 class AddressError(ValueError):
@@ -21,63 +30,119 @@ class AddressError(ValueError):
 class HostAddress:
     host: str
     port: int
+    tls: bool | None = None
+    """True for wss://, False for ws://, None when not said (try TLS first)."""
 
     @property
     def netloc(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.netloc}/"
-
-    @property
-    def info_url(self) -> str:
-        return f"http://{self.netloc}{SESSION_INFO_PATH}"
+    def ws_url(self, tls: bool) -> str:
+        return f"{'wss' if tls else 'ws'}://{self.netloc}/"
 
 
 def parse_address(text: str) -> HostAddress:
-    """`HOST`, `HOST:PORT`, `[V6]:PORT` or `ws://HOST:PORT/`; the port defaults to 8080."""
+    """`HOST`, `HOST:PORT`, `[V6]:PORT`, `ws://` or `wss://HOST:PORT/`; port 8080 by default."""
     text = text.strip()
     if not text:
         raise AddressError("no address given; expected HOST[:PORT], e.g. 192.168.1.20:8080")
     if "://" not in text:
         if text.count(":") > 1 and not text.startswith("["):
             text = f"[{text}]"  # a bare IPv6 address
-        text = f"ws://{text}"
+        text = f"tcp://{text}"
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise AddressError(f"bad address {text!r}: {exc}") from None
-    if parts.scheme not in ("ws", "http"):
-        raise AddressError(f"unsupported scheme {parts.scheme!r}; use HOST[:PORT] or ws://")
+    schemes = {"tcp": None, "ws": False, "http": False, "wss": True, "https": True}
+    if parts.scheme not in schemes:
+        raise AddressError(f"unsupported scheme {parts.scheme!r}; use HOST[:PORT] or wss://")
     if not parts.hostname:
         raise AddressError(f"no host in {text!r}; expected HOST[:PORT]")
-    return HostAddress(parts.hostname, port or DEFAULT_PORT)
+    return HostAddress(parts.hostname, port or DEFAULT_PORT, schemes[parts.scheme])
 
 
 class SessionLookupError(Exception):
-    """The host could not tell us its session id."""
+    """The host could not tell us about its session."""
 
 
-async def fetch_session_id(address: HostAddress, wait: float) -> str:
-    """Ask the host (HTTP GET /session on the same port) which session it runs."""
+@dataclass(frozen=True, slots=True)
+class HostAnswer:
+    """What the host said at GET /session, and how it said it."""
 
-    def get() -> bytes:
-        with urllib.request.urlopen(address.info_url, timeout=wait) as response:
-            body: bytes = response.read(64 * 1024)
-            return body
+    session_id: str
+    host_id: str
+    session_name: str
+    host_name: str
+    pin_required: bool
+    tls: bool
+    fingerprint: str | None
+    """Of the certificate the host presented; None over plain HTTP."""
 
+
+async def ask_host(address: HostAddress, tls: bool | None, wait: float) -> HostAnswer:
+    """GET /session over TLS (or plain when `tls` is False; None tries TLS, then plain)."""
+    if tls is None:
+        try:
+            return await asyncio.to_thread(_get_info, address, True, wait)
+        except _NotTLS:
+            return await asyncio.to_thread(_get_info, address, False, wait)
     try:
-        body = await asyncio.to_thread(get)
-        session_id = json.loads(body)["id"]
-    except urllib.error.URLError as exc:
-        reason = exc.reason if isinstance(exc.reason, str | OSError) else exc
-        raise SessionLookupError(f"no LOUDSYNC host at {address.netloc} ({reason})") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SessionLookupError(
-            f"{address.netloc} did not answer like a LOUDSYNC host ({exc})"
-        ) from None
-    if not isinstance(session_id, str) or not session_id:
-        raise SessionLookupError(f"{address.netloc} answered without a session id")
-    return session_id
+        return await asyncio.to_thread(_get_info, address, tls, wait)
+    except _NotTLS:
+        raise SessionLookupError(f"{address.netloc} does not speak TLS") from None
+
+
+class _NotTLS(Exception):
+    pass
+
+
+def _get_info(address: HostAddress, tls: bool, wait: float) -> HostAnswer:
+    conn: http.client.HTTPConnection
+    if tls:
+        conn = http.client.HTTPSConnection(
+            address.host, address.port, timeout=wait, context=client_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(address.host, address.port, timeout=wait)
+    try:
+        try:
+            conn.connect()
+        except ssl.SSLError:
+            raise _NotTLS from None
+        fingerprint = None
+        if tls:
+            assert isinstance(conn.sock, ssl.SSLSocket)
+            fingerprint = peer_fingerprint(conn.sock)
+        conn.request("GET", SESSION_INFO_PATH)
+        response = conn.getresponse()
+        if response.status != 200:
+            raise SessionLookupError(
+                f"{address.netloc} did not answer like a LOUDSYNC host (HTTP {response.status})"
+            )
+        info: Any = json.loads(response.read(INFO_LIMIT))
+        return HostAnswer(
+            session_id=_text(info, "id", address),
+            host_id=_text(info, "hostId", address),
+            session_name=_text(info, "name", address),
+            host_name=_text(info, "hostName", address),
+            pin_required=info.get("pinRequired") is True,
+            tls=tls,
+            fingerprint=fingerprint,
+        )
+    except ConnectionRefusedError:
+        raise SessionLookupError(f"nothing is listening at {address.netloc}") from None
+    except TimeoutError:
+        raise SessionLookupError(f"{address.netloc} did not answer in {wait:g} s") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise SessionLookupError(f"no LOUDSYNC host at {address.netloc} ({exc})") from None
+    finally:
+        conn.close()
+
+
+def _text(info: Any, key: str, address: HostAddress) -> str:
+    value = info.get(key) if isinstance(info, dict) else None
+    if not isinstance(value, str) or not value:
+        raise SessionLookupError(f"{address.netloc} answered without a {key!r}")
+    return value

@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -25,6 +26,7 @@ from loudsync_tui.core.effects import Log
 from loudsync_tui.core.guest import (
     Connect,
     Disconnect,
+    EndCode,
     Ended,
     GuestEffect,
     GuestSession,
@@ -39,11 +41,18 @@ from loudsync_tui.core.guest import (
 from loudsync_tui.net.client import (
     AddressError,
     HostAddress,
+    HostAnswer,
     SessionLookupError,
-    fetch_session_id,
+    ask_host,
     parse_address,
 )
 from loudsync_tui.protocol import encode
+from loudsync_tui.security.certificate import (
+    client_context,
+    normalize_fingerprint,
+    peer_fingerprint,
+)
+from loudsync_tui.security.trust import KnownHosts, Verdict, decide
 from loudsync_tui.store import AppStore, ConnectionState, member_from_info
 
 log = logging.getLogger(__name__)
@@ -103,6 +112,8 @@ class GuestService:
         self._runner: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self.end: Ended | None = None
+        self._tls = False
+        self._fingerprint: str | None = None
 
     def start(self) -> None:
         """Begin joining; returns at once. Progress shows in the store."""
@@ -156,16 +167,92 @@ class GuestService:
             await self._shutdown()
 
     async def _prepare(self) -> GuestSession | None:
+        """Ask the host who it is and decide whether to trust it; None if we must not go on.
+
+        An unreachable host leaves the guest FAILED, so the user can retry; an address
+        that cannot work or a host we must not trust ends the attempt.
+        """
         cfg = self.config
         try:
             self.address = parse_address(cfg.address)
-            session_id = cfg.session_id or await fetch_session_id(self.address, cfg.connect_timeout)
-        except (AddressError, SessionLookupError) as exc:
-            self.store.log_event(str(exc), "error")
+        except AddressError as exc:
             self._finish(Ended(str(exc), "refused"))
             return None
-        self.core = GuestSession(cfg, session_id, self.clock, self._rng)
+        while True:
+            self.store.guest_connection(ConnectionState.CONNECTING)
+            try:
+                answer = await ask_host(self.address, cfg.tls, cfg.connect_timeout)
+                break
+            except SessionLookupError as exc:
+                self.store.log_event(str(exc), "error")
+                self.store.guest_connection(ConnectionState.FAILED)
+                self.store.guest_ended(f"Could not connect: {exc}", "failed")
+                if not await self._wait_for_retry():
+                    return None
+        if not self._trusted(answer):
+            return None
+        self._tls = answer.tls
+        if cfg.session_id is not None and cfg.session_id != answer.session_id:
+            self.store.log_event(
+                f"{self.address.netloc} hosts {answer.session_id!r}, not {cfg.session_id!r}",
+                "warning",
+            )
+        self.core = GuestSession(cfg, cfg.session_id or answer.session_id, self.clock, self._rng)
         return self.core
+
+    async def _wait_for_retry(self) -> bool:
+        """While FAILED before any connection: True on retry, False on leave."""
+        while True:
+            item = await self._inputs.get()
+            if isinstance(item, _Command):
+                if item.name == "retry":
+                    return True
+                self._finish(Ended("You left the session", "left"))
+                return False
+
+    def _trusted(self, answer: HostAnswer) -> bool:
+        """Apply the trust policy; on False the membership has ended with the reason."""
+        cfg = self.config
+        known = KnownHosts(Path(cfg.trust_dir)) if cfg.trust_dir else None
+        pinned = known.get(answer.host_id) if known else None
+        decision = decide(
+            answer.host_id,
+            answer.fingerprint,
+            advertised=cfg.expected_fingerprint,
+            pinned=pinned,
+        )
+        observed = answer.fingerprint
+        verdict = decision.verdict
+        accepted = verdict is Verdict.TRUSTED or (verdict is Verdict.NEW and cfg.trust_new)
+        if verdict is Verdict.MISMATCH and cfg.replace_pin and observed is not None:
+            chosen = cfg.expected_fingerprint
+            accepted = chosen is None or normalize_fingerprint(chosen) == observed
+            if accepted:
+                self.store.log_event(
+                    f"Replaced the pinned fingerprint of {answer.host_id}", "warning"
+                )
+        if verdict is Verdict.PLAINTEXT:
+            self.store.log_event(
+                "This session is not encrypted: others on the network can read it.", "warning"
+            )
+            self.store.guest_security(encrypted=False, fingerprint=None)
+            self._fingerprint = None
+            return True
+        if not accepted:
+            code: EndCode = "untrusted"
+            self.store.log_event(
+                decision.message, "error" if verdict is Verdict.MISMATCH else "warning"
+            )
+            self._finish(
+                Ended(decision.message, code), question=decision.message, fingerprint=observed
+            )
+            return False
+        assert observed is not None
+        if known is not None and pinned != observed:
+            known.pin(answer.host_id, observed)
+        self._fingerprint = observed
+        self.store.guest_security(encrypted=True, fingerprint=observed)
+        return True
 
     def _feed(self, core: GuestSession, item: _Input) -> list[GuestEffect]:
         if isinstance(item, _Command):
@@ -241,11 +328,15 @@ class GuestService:
                 case Ended():
                     self._finish(effect)
 
-    def _finish(self, end: Ended) -> None:
+    def _finish(
+        self, end: Ended, *, question: str | None = None, fingerprint: str | None = None
+    ) -> None:
         if self.end is not None:
             return
         self.end = end
-        self.store.guest_ended(end.reason, end.code)
+        if fingerprint is not None:
+            self.store.guest_security(encrypted=True, fingerprint=fingerprint)
+        self.store.guest_ended(end.reason, end.code, question=question)
         self.store.log_event(end.reason, "info" if end.code == "left" else "warning")
         self._ended.set()
 
@@ -255,7 +346,8 @@ class GuestService:
         cfg = self.config
         try:
             ws = await connect(
-                self.address.ws_url,
+                self.address.ws_url(self._tls),
+                ssl=client_context() if self._tls else None,
                 open_timeout=cfg.connect_timeout,
                 max_size=cfg.max_frame_size,
                 ping_interval=None,  # the protocol's own PING does this job
@@ -266,6 +358,16 @@ class GuestService:
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             self._inputs.put_nowait(_ConnectFailed(_describe(exc, self.address), generation))
         else:
+            if self._tls:
+                observed = peer_fingerprint(ws.transport.get_extra_info("ssl_object"))
+                if observed != self._fingerprint:
+                    await ws.close()
+                    self._inputs.put_nowait(
+                        _ConnectFailed(
+                            "the host's certificate changed since the join was verified", generation
+                        )
+                    )
+                    return
             self._inputs.put_nowait(_Opened(ws, generation))
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 import ifaddr
@@ -18,7 +20,7 @@ import ifaddr
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.effects import (
-    DeviceBanned,
+    BansChanged,
     HostEffect,
     Log,
     MemberAdded,
@@ -26,8 +28,11 @@ from loudsync_tui.core.effects import (
     MemberRemoved,
 )
 from loudsync_tui.core.host import HostSession
+from loudsync_tui.identity import config_dir
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.protocol import SessionInfo
+from loudsync_tui.security.certificate import HostCertificate, load_or_create
+from loudsync_tui.security.pin import check_pin_format, generate_pin
 from loudsync_tui.store import AppStore, HostingState, member_from_info
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,10 @@ class HostService:
         self.config = config
         self.store = store
         self.session_id = config.session_id or secrets.token_urlsafe(6)
+        if config.pin == "":
+            config = replace(config, pin=generate_pin())
+            self.config = config
+        self.certificate: HostCertificate | None = None
         self.core = HostSession(config, self.session_id, clock or SystemClock())
         self.server = SessionServer(self.core, self._on_effect, tick_period=_tick_period(config))
         if advertiser is None and config.discovery:
@@ -89,9 +98,14 @@ class HostService:
         self.address = ""
 
     @property
+    def fingerprint(self) -> str | None:
+        return None if self.certificate is None else self.certificate.fingerprint
+
+    @property
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"ws://{host}:{self.port}"
+        scheme = "wss" if self.certificate is not None else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def give_out(self) -> str:
@@ -101,8 +115,21 @@ class HostService:
 
     async def start(self) -> None:
         cfg = self.config
+        if cfg.pin is not None and (problem := check_pin_format(cfg.pin)):
+            raise HostStartError(f"Bad PIN: {problem}")
+        ssl_context = None
+        if cfg.tls:
+            try:
+                self.certificate = await asyncio.to_thread(
+                    load_or_create, Path(cfg.key_dir) if cfg.key_dir else config_dir()
+                )
+                ssl_context = self.certificate.server_context()
+            except (OSError, ValueError) as exc:
+                raise HostStartError(f"Cannot load or create the host certificate: {exc}") from None
         try:
-            self.port = await self.server.listen(cfg.bind, cfg.port, cfg.port_tries)
+            self.port = await self.server.listen(
+                cfg.bind, cfg.port, cfg.port_tries, ssl_context=ssl_context
+            )
         except OSError as exc:
             raise HostStartError(f"Cannot listen on {cfg.bind}:{cfg.port}: {exc}") from None
         self.address = lan_address(cfg.bind, cfg.interfaces)
@@ -117,6 +144,8 @@ class HostService:
                 address=self.give_out,
                 port=self.port,
                 max_members=cfg.max_members,
+                fingerprint=self.fingerprint,
+                pin=self.core.pin,
             ),
             control=self,
         )
@@ -134,8 +163,21 @@ class HostService:
 
     # HostControl ----------------------------------------------------------------
 
-    def kick(self, member_id: str) -> None:
-        self.server.apply(self.core.kick(member_id))
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
+        self.server.apply(self.core.kick(member_id, ban_address=ban_address))
+
+    def lift_ban(self, key: str) -> None:
+        self.server.apply(self.core.lift_ban(key))
+
+    def set_pin(self, pin: str | None) -> None:
+        """A new PIN for joins from now on ("" generates one); members already in stay."""
+        if pin == "":
+            pin = generate_pin()
+        self.server.apply(self.core.set_pin(pin))
+        self.store.host_pin_set(self.core.pin)
+        if self._advertised and self._advertiser is not None:
+            task = asyncio.create_task(self._advertiser.update(len(self.core.members)))
+            task.add_done_callback(_retrieve)
 
     def stop(self) -> None:
         if self._closing is None:
@@ -171,8 +213,8 @@ class HostService:
         elif isinstance(effect, MemberRemoved):
             store.host_member_left(effect.member_id)
             self._advertise_count()
-        elif isinstance(effect, DeviceBanned):
-            store.host_banned(effect.device_id)
+        elif isinstance(effect, BansChanged):
+            store.host_bans_set(effect.devices, effect.addresses)
         elif isinstance(effect, Log):
             store.log_event(effect.text, effect.level)
             log.log(

@@ -3,7 +3,9 @@
 It carries out the socket effects (send, broadcast, close) itself and hands every
 other effect (member events, logs) to a callback. Sends never wait on a peer:
 `websockets.broadcast` writes to each socket without awaiting, so one slow guest
-cannot stall the others, and the order of frames on each connection is kept.
+cannot stall the others, and the order of frames on each connection is kept. What
+waits unsent for a peer is bounded (`max_write_buffer`; past it the link is cut), and
+so is a close (`CLOSE_DEADLINE`): a peer that stops reading cannot pin a socket.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import errno
 import itertools
 import logging
+import ssl
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -21,7 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Send
+from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.protocol import encode
 
@@ -29,6 +32,10 @@ log = logging.getLogger(__name__)
 
 SESSION_INFO_PATH = "/session"
 """A plain HTTP GET here answers the SessionInfo, so `join HOST[:PORT]` needs no id."""
+
+
+CLOSE_DEADLINE = 2.0
+"""Seconds a connection the host closes has to complete the closing handshake; then cut."""
 
 
 class PortsUnavailable(OSError):
@@ -53,7 +60,9 @@ class SessionServer:
         self._closers: set[asyncio.Task[None]] = set()
         self.port = 0
 
-    async def listen(self, bind: str, port: int, tries: int) -> int:
+    async def listen(
+        self, bind: str, port: int, tries: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> int:
         """Bind `port`, or the next free one of `tries` ports; returns the port bound."""
         cfg = self.session.config
         last_error: OSError | None = None
@@ -66,6 +75,7 @@ class SessionServer:
                     candidate,
                     process_request=self._process_request,
                     max_size=cfg.max_frame_size,
+                    ssl=ssl_context,
                     open_timeout=cfg.join_timeout,
                     logger=log,
                 )
@@ -96,16 +106,23 @@ class SessionServer:
             self._server.close()
             await self._server.wait_closed()
 
+    def unsent_bytes(self) -> dict[ConnId, int]:
+        """Bytes written to each connection that its peer has not taken yet (host side)."""
+        return {conn: ws.transport.get_write_buffer_size() for conn, ws in self._sockets.items()}
+
     def apply(self, effects: Iterable[HostEffect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 ws = self._sockets.get(effect.conn)
                 if ws is not None:
                     broadcast([ws], encode(effect.message))
+                    self._check_backlog(effect.conn, ws)
             elif isinstance(effect, Broadcast):
-                targets = [ws for c in effect.conns if (ws := self._sockets.get(c)) is not None]
+                targets = [(c, ws) for c in effect.conns if (ws := self._sockets.get(c)) is not None]
                 if targets:
-                    broadcast(targets, encode(effect.message))
+                    broadcast([ws for _, ws in targets], encode(effect.message))
+                    for conn, ws in targets:
+                        self._check_backlog(conn, ws)
             elif isinstance(effect, Close):
                 ws = self._sockets.get(effect.conn)
                 if ws is not None:
@@ -129,10 +146,44 @@ class SessionServer:
             self._sockets.pop(conn, None)
             self.apply(self.session.disconnected(conn))
 
+    def _check_backlog(self, conn: ConnId, ws: ServerConnection) -> None:
+        """Cut a connection whose peer has left more than `max_write_buffer` bytes unread.
+
+        Sends never wait, so a peer that stops reading would make the host buffer for it
+        without bound. Past the limit the link is aborted (no close frame could get through
+        the backlog; the guest sees 1006) and treated as dropped: the place is held for a
+        resume, as for any lost link.
+        """
+        transport = ws.transport
+        limit = self.session.config.max_write_buffer
+        if transport.is_closing() or transport.get_write_buffer_size() <= limit:
+            return
+        member = self.session.member_of(conn)
+        self._on_effect(
+            Log(
+                "warning",
+                f"{member or _format_address(ws.remote_address)} stopped reading "
+                f"({transport.get_write_buffer_size()} bytes unsent, limit {limit}); "
+                "dropped the link",
+            )
+        )
+        transport.abort()
+
     def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
-        task = asyncio.create_task(ws.close(code, reason))
+        task = asyncio.create_task(self._close(ws, code, reason))
         self._closers.add(task)
         task.add_done_callback(self._closer_done)
+
+    @staticmethod
+    async def _close(ws: ServerConnection, code: int, reason: str) -> None:
+        """Close with `code`, but never wait more than CLOSE_DEADLINE: a peer that stopped
+        reading never takes the close frame (websockets would wait on the full buffer
+        forever), so it is then cut."""
+        try:
+            async with asyncio.timeout(CLOSE_DEADLINE):
+                await ws.close(code, reason)
+        except TimeoutError:
+            ws.transport.abort()
 
     def _closer_done(self, task: asyncio.Task[None]) -> None:
         self._closers.discard(task)
@@ -150,7 +201,9 @@ class SessionServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] != SESSION_INFO_PATH:
             return None
-        body = msgspec.json.encode(self.session.session_info())
+        info = msgspec.to_builtins(self.session.session_info())
+        info["pinRequired"] = self.session.pin is not None
+        body = msgspec.json.encode(info)
         headers = Headers(
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )

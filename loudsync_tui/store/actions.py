@@ -33,9 +33,13 @@ V = TypeVar("V")
 class HostControl(Protocol):
     """What the hosting adapter lets the UI ask of it."""
 
-    def kick(self, member_id: str) -> None: ...
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None: ...
 
     def stop(self) -> None: ...
+
+    def lift_ban(self, key: str) -> None: ...
+
+    def set_pin(self, pin: str | None) -> None: ...
 
 
 class GuestControl(Protocol):
@@ -145,13 +149,26 @@ class AppStore(Store[AppState]):
             )
         )
 
-    def host_banned(self, device_id: str) -> None:
-        self._update_hosting(lambda h: replace(h, banned=h.banned | {device_id}))
+    def host_bans_set(self, devices: frozenset[str], addresses: frozenset[str]) -> None:
+        self._update_hosting(lambda h: replace(h, banned=devices, banned_addresses=addresses))
 
-    def kick(self, member_id: str) -> None:
+    def host_pin_set(self, pin: str | None) -> None:
+        self._update_hosting(lambda h: replace(h, pin=pin))
+
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         """Ask the host adapter to kick a member (from the UI)."""
         if self.host_control is not None:
-            self.host_control.kick(member_id)
+            self.host_control.kick(member_id, ban_address=ban_address)
+
+    def lift_ban(self, key: str) -> None:
+        """Ask the host adapter to let a banned device id or address in again."""
+        if self.host_control is not None:
+            self.host_control.lift_ban(key)
+
+    def change_pin(self, pin: str | None) -> None:
+        """Ask the host adapter for a new PIN (None: no PIN) for joins from now on."""
+        if self.host_control is not None:
+            self.host_control.set_pin(pin)
 
     def stop_hosting(self) -> None:
         """Ask the host adapter to close the session (from the UI)."""
@@ -236,11 +253,19 @@ class AppStore(Store[AppState]):
     def guest_latency(self, latency: float | None) -> None:
         self._update_guest(lambda g: g if g.latency == latency else replace(g, latency=latency))
 
-    def guest_ended(self, reason: str, code: str) -> None:
-        """The membership is over for good (kicked, session closed, join refused, gave up)."""
+    def guest_security(self, *, encrypted: bool, fingerprint: str | None) -> None:
+        self._update_guest(lambda g: replace(g, encrypted=encrypted, fingerprint=fingerprint))
+
+    def guest_ended(self, reason: str, code: str, *, question: str | None = None) -> None:
+        """The membership is over (kicked, closed, refused, gave up, or a trust question).
+
+        With code "untrusted", `question` carries what the user must decide before a
+        new attempt (a first-seen or changed fingerprint).
+        """
         self._update_guest(
             lambda g: replace(
                 g,
+                trust_question=question,
                 connection=ConnectionState.FAILED
                 if code == "failed"
                 else ConnectionState.DISCONNECTED,

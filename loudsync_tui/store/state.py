@@ -81,7 +81,11 @@ class HostingState:
     max_members: int
     members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
     banned: frozenset[str] = frozenset()
+    banned_addresses: frozenset[str] = frozenset()
     running: bool = True
+    fingerprint: str | None = None
+    """SHA-256 of the host certificate; None when serving plain ws://."""
+    pin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,12 @@ class GuestState:
     ended: str | None = None
     """Why the membership ended (kicked, closed, refused); None while it lasts."""
     ended_code: str | None = None
+    encrypted: bool | None = None
+    """None until known; False: the session is plain ws:// (warned about)."""
+    fingerprint: str | None = None
+    """The host's verified certificate fingerprint."""
+    trust_question: str | None = None
+    """Set with ended_code "untrusted": what the user must decide (the fingerprint shown)."""
 
 
 @dataclass(frozen=True, slots=True)

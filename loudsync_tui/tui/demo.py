@@ -85,8 +85,14 @@ class DemoHost:
             self.store.log_event(f"{name} joined from 192.168.1.{30 + len(name)}:51{len(name)}04")
         self.store.log_event("Hedy's link dropped; holding the place for 2 s", "warning")
 
-    def kick(self, member_id: str) -> None:
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         self.store.host_member_left(member_id)
+
+    def lift_ban(self, key: str) -> None:
+        del key
+
+    def set_pin(self, pin: str | None) -> None:
+        self.store.host_pin_set(pin or None)
 
     def stop(self) -> None:
         self.store.hosting_stopped()

@@ -30,6 +30,7 @@ class FakeHost:
     config: HostConfig
     store: AppStore
     kicked: list[str] = field(default_factory=list)
+    lifted: list[str] = field(default_factory=list)
     stopped: bool = False
     fail: str | None = None
 
@@ -49,9 +50,15 @@ class FakeHost:
         )
         self.store.hosting_started(hosting, control=self)
 
-    def kick(self, member_id: str) -> None:
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         self.kicked.append(member_id)
         self.store.host_member_left(member_id)
+
+    def lift_ban(self, key: str) -> None:
+        self.lifted.append(key)
+
+    def set_pin(self, pin: str | None) -> None:
+        self.store.host_pin_set(pin or None)
 
     def stop(self) -> None:
         self.stopped = True

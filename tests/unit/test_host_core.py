@@ -10,10 +10,10 @@ import pytest
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import ManualClock
 from loudsync_tui.core.effects import (
+    BansChanged,
     Broadcast,
     Close,
     ConnId,
-    DeviceBanned,
     HostEffect,
     MemberAdded,
     MemberChanged,
@@ -762,7 +762,7 @@ def test_kick_sends_kicked_closes_4000_tells_the_others_and_bans() -> None:
         MemberLeft(timestamp=h.clock.wall_ms(), member_id="dev-a", reason="kicked")
     ]
     assert [m for m in to(effects, 1) if isinstance(m, MemberLeft)] == []
-    assert of(effects, DeviceBanned) == [DeviceBanned("dev-a")]
+    assert of(effects, BansChanged) == [BansChanged(frozenset({"dev-a"}), frozenset())]
     assert of(effects, MemberRemoved) == [MemberRemoved("dev-a", "Dev-A", "kicked")]
     assert h.ids == [HOST_ID, "dev-b"]
     assert h.core.banned == {"dev-a"}

@@ -1,0 +1,1 @@
+"""Who is who: the host's certificate and fingerprint, pinned hosts, PINs."""
