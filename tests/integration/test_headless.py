@@ -184,3 +184,42 @@ async def test_bad_option_values_are_clear_errors(spawn: object) -> None:
     )
     assert await worse.finish() == 2
     assert "--heartbeat-timeout must be longer" in "".join(worse.stderr_lines)
+
+
+async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) -> None:
+    args = [a for a in HOST_ARGS if a != "--no-tls"] + ["--pin", "2468"]
+    host: Proc = await spawn(*args)  # type: ignore[operator]
+    assert host.proc.stdout is not None
+    async with asyncio.timeout(10):
+        line = (await host.proc.stdout.readline()).decode()
+    assert "listening on wss://127.0.0.1:" in line
+    port = line.rsplit(":", 1)[1].strip(" )\n")
+    fingerprint = (await host.line(r"Fingerprint \(compare aloud\): ")).split(": ", 1)[1]
+    await host.line(r"PIN: 2468")
+
+    unsure: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless", "--pin", "2468")  # type: ignore[operator]
+    assert await unsure.finish() == 4
+    said = "".join(unsure.stderr_lines)
+    assert "First connection to host" in said
+    assert "--trust-new" in said
+
+    nopin: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless", "--trust-new")  # type: ignore[operator]
+    assert await nopin.finish() == 2
+    assert "needs a PIN" in "".join(nopin.stderr_lines)
+
+    sure: Proc = await spawn(  # type: ignore[operator]
+        "join",
+        f"127.0.0.1:{port}",
+        "--headless",
+        "--pin",
+        "2468",
+        "--fingerprint",
+        fingerprint.strip().split("\x1b")[0].strip(),
+        "--name",
+        "Cleo",
+    )
+    await sure.line("Joined 'Friday' hosted by Grace")
+    sure.proc.send_signal(signal.SIGTERM)
+    assert await sure.finish() == 0
+    host.proc.send_signal(signal.SIGTERM)
+    assert await host.finish() == 0
