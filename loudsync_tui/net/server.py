@@ -118,7 +118,9 @@ class SessionServer:
                     broadcast([ws], encode(effect.message))
                     self._check_backlog(effect.conn, ws)
             elif isinstance(effect, Broadcast):
-                targets = [(c, ws) for c in effect.conns if (ws := self._sockets.get(c)) is not None]
+                targets = [
+                    (c, ws) for c in effect.conns if (ws := self._sockets.get(c)) is not None
+                ]
                 if targets:
                     broadcast([ws for _, ws in targets], encode(effect.message))
                     for conn, ws in targets:

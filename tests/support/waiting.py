@@ -39,3 +39,15 @@ async def until(
 async def within(awaitable: Awaitable[T], timeout: float = TIMEOUT) -> T:
     async with asyncio.timeout(timeout):
         return await awaitable
+
+
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = TIMEOUT, *, every: float = 0.01
+) -> None:
+    """Poll `predicate` (state outside a store: sockets, tasks, fds) until it holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(every)
