@@ -2,15 +2,20 @@
 
 Redrawing by `clear()` would throw away where the user was; instead each refresh
 removes rows whose key is gone, updates only cells that changed and appends new rows.
+
+Columns grow to fit a wider cell but never shrink on an update: DataTable re-measures
+the whole column for every narrower cell, which made a burst of 1,000 updates on a
+1,000-row table cost a million measurements (latency "9.8" -> "12" is narrower).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Cell = Text | str
 
@@ -47,7 +52,8 @@ class KeyedTable(DataTable[Cell]):
             elif old != cells:
                 for column, before, after in zip(columns, old, cells, strict=True):
                     if before != after:
-                        self.update_cell(key, column, after, update_width=True)
+                        grows = _width(after) > self.columns[ColumnKey(column)].content_width
+                        self.update_cell(key, column, after, update_width=grows)
             else:
                 continue
             self._drawn[key] = cells
@@ -55,3 +61,7 @@ class KeyedTable(DataTable[Cell]):
             index = self.get_row_index(RowKey(selected))
             if index != self.cursor_row:
                 self.move_cursor(row=index, scroll=False)
+
+
+def _width(cell: Cell) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
