@@ -1,0 +1,1 @@
+"""Benchmarks for LOUDSYNC TUI; run with `python -m benchmarks` (see run.py)."""

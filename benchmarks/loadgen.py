@@ -1,0 +1,143 @@
+"""Load-generator worker: one process holding many guests, answering the orchestrator.
+
+Guests are spread over several of these processes so that reading a thousand
+MEMBER_JOINED frames is not serialised behind one Python interpreter. Each worker
+records, per announced member, how many of its guests got the news and when the last
+one did; the orchestrator combines the workers' answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from benchmarks.wsclient import WsClient
+
+_JOINED = b'{"type":"MEMBER_JOINED"'
+_LEFT = b'{"type":"MEMBER_LEFT"'
+_PROBE = b'"probe-'
+
+
+def raise_fd_limit() -> None:
+    """A thousand sockets need more than the common soft limit of 1,024 descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def join_frame(device_id: str, session_id: str) -> bytes:
+    return msgspec.json.encode(
+        {
+            "type": "JOIN",
+            "timestamp": time.time_ns() // 1_000_000,
+            "sessionId": session_id,
+            "protocolVersion": 1,
+            "device": {"id": device_id, "name": device_id[:64], "type": "terminal"},
+        }
+    )
+
+
+async def join(
+    port: int, session_id: str, device_id: str, on_message: Any = None
+) -> tuple[WsClient, float, float]:
+    """Connect and join: (client, when JOIN was sent, when WELCOME and MEMBER_LIST were in)."""
+    client = await WsClient.connect(port, on_message, queued=True)
+    sent = time.monotonic()
+    client.send_text(join_frame(device_id, session_id))
+    got: set[bytes] = set()
+    at = sent
+    while got != {b"WELCOME", b"MEMBER_LIST"}:
+        data, at = await client.receive()
+        kind = data[9 : data.index(b'"', 9)]
+        if kind == b"ERROR":
+            raise RuntimeError(f"join refused: {data[:200]!r}")
+        got.add(kind)
+    client.queue = None  # from now on only the callback sees messages
+    return client, sent, at
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.guests: list[WsClient] = []
+        self.arrivals: dict[tuple[str, str], list[float]] = {}
+        self.changed = asyncio.Event()
+
+    def on_message(self, client: WsClient, data: bytes, at: float) -> None:
+        if _PROBE not in data:
+            return
+        if data.startswith(_JOINED):
+            key = ("joined", msgspec.json.decode(data)["member"]["id"])
+        elif data.startswith(_LEFT):
+            key = ("left", msgspec.json.decode(data)["memberId"])
+        else:
+            return
+        record = self.arrivals.setdefault(key, [0, 0.0])
+        record[0] += 1
+        record[1] = max(record[1], at)
+        self.changed.set()
+
+    async def add(self, port: int, session_id: str, prefix: str, count: int) -> int:
+        sem = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            async with sem:
+                guest, _, _ = await join(port, session_id, f"{prefix}-{i:05d}", self.on_message)
+                self.guests.append(guest)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return len(self.guests)
+
+    async def wait(self, kind: str, member_id: str, within: float) -> tuple[int, float]:
+        """Until every guest here has heard of `member_id` (or `within` s): (count, last)."""
+        deadline = time.monotonic() + within
+        key = (kind, member_id)
+        while True:
+            count, last = self.arrivals.get(key, (0, 0.0))
+            if count >= len(self.guests) or time.monotonic() >= deadline:
+                self.arrivals.pop(key, None)
+                return int(count), float(last)
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), max(0.0, deadline - time.monotonic()))
+
+    async def close(self) -> None:
+        for guest in self.guests:
+            guest.close()
+        self.guests.clear()
+        await asyncio.sleep(0.05)
+
+
+async def _serve(conn: Connection) -> None:
+    worker = Worker()
+    loop = asyncio.get_running_loop()
+    while True:
+        command, *args = await loop.run_in_executor(None, conn.recv)
+        result: object
+        try:
+            if command == "add":
+                result = await worker.add(*args)
+            elif command == "wait":
+                result = await worker.wait(*args)
+            elif command in ("close", "exit"):
+                await worker.close()
+                result = 0
+            else:
+                result = RuntimeError(f"unknown command {command!r}")
+        except Exception as exc:  # the orchestrator re-raises it; never leave it waiting
+            result = exc
+        conn.send(result)
+        if command == "exit":
+            return
+
+
+def worker_main(conn: Connection) -> None:
+    """Entry point of a worker process (multiprocessing, spawn)."""
+    raise_fd_limit()
+    asyncio.run(_serve(conn))

@@ -1,0 +1,185 @@
+"""A minimal WebSocket client on a bare `asyncio.Protocol`, for load generation.
+
+The `websockets` client costs a task and several wake-ups per message; with a
+thousand guests in one process that cost, not the host, would be what we measure.
+This client parses frames straight from `data_received` and stamps each message
+with the monotonic clock at arrival (system-wide on Linux, so comparable across
+processes). It offers permessage-deflate exactly as the `websockets` client (and so
+our real guests) does, so the host does the same work as for real guests; it sends
+its own frames uncompressed, which the extension allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+import zlib
+from collections.abc import Callable
+
+OnMessage = Callable[["WsClient", bytes, float], None]
+
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+class HandshakeError(Exception):
+    """The server did not switch protocols."""
+
+
+class WsClient(asyncio.Protocol):
+    def __init__(self, on_message: OnMessage | None = None) -> None:
+        self.on_message = on_message
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buffer = bytearray()
+        self._handshaking = True
+        self._inflater: zlib._Decompress | None = None
+        self._inflate_bits = 15
+        self._reset_inflater = False
+        self._fragments: list[bytes] = []
+        self._fragment_compressed = False
+        self.queue: asyncio.Queue[tuple[bytes, float]] | None = None
+
+    @classmethod
+    async def connect(
+        cls, port: int, on_message: OnMessage | None = None, *, queued: bool = False
+    ) -> WsClient:
+        """Open TCP, do the HTTP upgrade; `queued` collects messages for `receive()`."""
+        loop = asyncio.get_running_loop()
+        _, client = await loop.create_connection(lambda: cls(on_message), "127.0.0.1", port)
+        if queued:
+            client.queue = asyncio.Queue()
+        key = base64.b64encode(os.urandom(16)).decode()
+        assert client.transport is not None
+        client.transport.write(
+            (
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            ).encode()
+        )
+        await client.opened
+        return client
+
+    async def receive(self, within: float = 10.0) -> tuple[bytes, float]:
+        """The next message and the monotonic time it arrived (needs `queued=True`)."""
+        assert self.queue is not None
+        return await asyncio.wait_for(self.queue.get(), within)
+
+    def send_text(self, payload: bytes) -> None:
+        self._send_frame(0x1, payload)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._send_frame(0x8, (1000).to_bytes(2, "big"))
+            self.transport.close()
+
+    # asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(HandshakeError(f"connection lost: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self._buffer += data
+        if self._handshaking and not self._handshake():
+            return
+        self._frames(now)
+
+    # Internals ------------------------------------------------------------------
+
+    def _handshake(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self._buffer[:end]).decode("latin-1")
+        del self._buffer[: end + 4]
+        self._handshaking = False
+        lines = head.split("\r\n")
+        if " 101 " not in lines[0]:
+            self.opened.set_exception(HandshakeError(lines[0]))
+            assert self.transport is not None
+            self.transport.close()
+            return False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions" and "permessage-deflate" in value:
+                for param in value.split(";")[1:]:
+                    pname, _, pvalue = param.strip().partition("=")
+                    if pname == "server_max_window_bits" and pvalue:
+                        self._inflate_bits = int(pvalue)
+                    elif pname == "server_no_context_takeover":
+                        self._reset_inflater = True
+                self._inflater = zlib.decompressobj(-self._inflate_bits)
+        self.opened.set_result(None)
+        return True
+
+    def _frames(self, now: float) -> None:
+        buf = self._buffer
+        while len(buf) >= 2:
+            b0, b1 = buf[0], buf[1]
+            length, offset = b1 & 0x7F, 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length, offset = int.from_bytes(buf[2:4], "big"), 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length, offset = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < offset + length:
+                return
+            payload = bytes(buf[offset : offset + length])
+            del buf[: offset + length]
+            opcode = b0 & 0x0F
+            if opcode >= 0x8:
+                self._control(opcode, payload)
+                continue
+            if opcode != 0:
+                self._fragment_compressed = bool(b0 & 0x40)
+            self._fragments.append(payload)
+            if b0 & 0x80:
+                data = b"".join(self._fragments)
+                self._fragments.clear()
+                if self._fragment_compressed and self._inflater is not None:
+                    data = self._inflater.decompress(data + _DEFLATE_TAIL)
+                    if self._reset_inflater:
+                        self._inflater = zlib.decompressobj(-self._inflate_bits)
+                if self.queue is not None:
+                    self.queue.put_nowait((data, now))
+                if self.on_message is not None:
+                    self.on_message(self, data, now)
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x9:  # ping
+            self._send_frame(0xA, payload)
+        elif opcode == 0x8 and self.transport is not None and not self.transport.is_closing():
+            self._send_frame(0x8, payload[:2])
+            self.transport.close()
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        n = len(payload)
+        if n < 126:
+            head = bytes((0x80 | opcode, 0x80 | n))
+        elif n < 65536:
+            head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+        else:
+            head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        key = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+            n, "little"
+        )
+        self.transport.write(head + mask + masked)
