@@ -21,6 +21,7 @@ import math
 import re
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import ifaddr
@@ -165,11 +166,26 @@ def _fit(key: str, value: str) -> str:
     return value.encode()[:room].decode(errors="ignore")
 
 
-def _txt(session: SessionInfo, members: int, revision: int) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class Security:
+    """What the TXT record says about protection: the certificate fingerprint (the host's
+    identity, 64 hex characters, absent for plain ws://) and whether a PIN is needed.
+    Never the PIN itself."""
+
+    fingerprint: str | None = None
+    pin_required: bool = False
+
+
+def _txt(
+    session: SessionInfo, members: int, revision: int, security: Security = Security()
+) -> dict[str, str]:
     """The TXT record. `rev` changes with every update: without it a count that returns to
     an earlier value (2 -> 3 -> 2) matches a record browsers still cache, and zeroconf then
     reports no change, so they would keep showing 3."""
     return {
+        "tls": "1" if security.fingerprint else "0",
+        **({"fp": security.fingerprint} if security.fingerprint else {}),
+        "pin": "1" if security.pin_required else "0",
         "id": _fit("id", session.id),
         "name": _fit("name", session.name),
         "host": _fit("host", session.host_name),
@@ -206,6 +222,9 @@ def session_from_service(key: str, info: AsyncServiceInfo) -> DiscoveredSession 
         return None
     if members is None or max_members is None or version is None:
         return None
+    fingerprint = props.get("fp") or None
+    if fingerprint is not None and len(fingerprint) != 64:
+        fingerprint = None  # garbled: treat as unknown, the guest will ask
     why_not: str | None = None
     if version != PROTOCOL_VERSION:
         why_not = f"needs protocol version {version}"
@@ -223,6 +242,9 @@ def session_from_service(key: str, info: AsyncServiceInfo) -> DiscoveredSession 
         protocol_version=version,
         joinable=why_not is None,
         why_not=why_not,
+        encrypted=props.get("tls") == "1",
+        fingerprint=fingerprint,
+        pin_required=props.get("pin") == "1",
     )
 
 
@@ -247,13 +269,20 @@ class SessionAdvertiser:
         self._last_publish = -math.inf
         self._flush: asyncio.Task[None] | None = None
         self._broadcasts: set[asyncio.Future[object]] = set()
+        self._security = self._published_security = Security()
 
     @property
     def instance_name(self) -> str | None:
         """The registered instance name (after any rename), None when not advertising."""
         return None if self._info is None else _instance_of(self._info.name)
 
-    async def start(self, info: SessionInfo, port: int, addresses: Sequence[str] = ()) -> str:
+    async def start(
+        self,
+        info: SessionInfo,
+        port: int,
+        addresses: Sequence[str] = (),
+        security: Security = Security(),
+    ) -> str:
         """Register the session; returns the instance name, renamed if the LAN already has it.
 
         Raises DiscoveryUnavailable when mDNS cannot run here.
@@ -277,7 +306,7 @@ class SessionAdvertiser:
                 SERVICE_TYPE,
                 f"{_instance_name(info.name)}.{SERVICE_TYPE}",
                 port=port,
-                properties=_txt(info, info.member_count, 1),
+                properties=_txt(info, info.member_count, 1, security),
                 server=_server_name(info.id),
                 parsed_addresses=list(addresses or own_addresses),
             )
@@ -292,18 +321,22 @@ class SessionAdvertiser:
             raise
         await warm_up.async_cancel()
         self._aiozc, self._info, self._session = aiozc, service, info
+        self._security = self._published_security = security
         self._published_members = info.member_count
         self._revision = 1
         self._last_publish = asyncio.get_running_loop().time()
         await self.update(self._members)  # a count that changed while we registered
         return _instance_of(service.name)
 
-    async def update(self, member_count: int) -> None:
-        """Publish a new member count, at most once per UPDATE_INTERVAL; the last value wins."""
+    async def update(self, member_count: int, security: Security | None = None) -> None:
+        """Publish a new member count (or PIN flag), at most once per UPDATE_INTERVAL; the
+        last value wins."""
         self._members = member_count
+        if security is not None:
+            self._security = security
         if self._info is None or self._flush is not None:
             return  # not advertising, or a pending flush will carry this value
-        if member_count == self._published_members:
+        if member_count == self._published_members and self._security == self._published_security:
             return
         loop = asyncio.get_running_loop()
         wait = self._last_publish + UPDATE_INTERVAL - loop.time()
@@ -324,20 +357,21 @@ class SessionAdvertiser:
         aiozc, current, session = self._aiozc, self._info, self._session
         if aiozc is None or current is None or session is None:
             return
-        members = self._members
-        if members == self._published_members:
+        members, security = self._members, self._security
+        if members == self._published_members and security == self._published_security:
             return
         self._revision += 1
         updated = AsyncServiceInfo(
             SERVICE_TYPE,
             current.name,
             port=current.port,
-            properties=_txt(session, members, self._revision),
+            properties=_txt(session, members, self._revision, security),
             server=current.server,
             addresses=current.addresses,
         )
         self._last_publish = asyncio.get_running_loop().time()
         self._published_members = members
+        self._published_security = security
         self._info = updated
         broadcast = asyncio.ensure_future(await aiozc.async_update_service(updated))
         self._broadcasts.add(broadcast)

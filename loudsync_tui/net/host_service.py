@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +30,7 @@ from loudsync_tui.core.effects import (
 )
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
+from loudsync_tui.net.discovery import Security, SessionAdvertiser
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.protocol import SessionInfo
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
@@ -43,9 +45,11 @@ class HostStartError(Exception):
 
 
 class Advertiser(Protocol):
-    async def start(self, info: SessionInfo, port: int, addresses: list[str]) -> str: ...
+    async def start(
+        self, info: SessionInfo, port: int, addresses: Sequence[str], security: Security
+    ) -> str: ...
 
-    async def update(self, member_count: int) -> None: ...
+    async def update(self, member_count: int, security: Security | None = None) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -87,8 +91,6 @@ class HostService:
         self.core = HostSession(config, self.session_id, clock or SystemClock())
         self.server = SessionServer(self.core, self._on_effect, tick_period=_tick_period(config))
         if advertiser is None and config.discovery:
-            from loudsync_tui.net.discovery import SessionAdvertiser
-
             advertiser = SessionAdvertiser(config.interfaces)
         self._advertiser = advertiser
         self._advertised = False
@@ -152,7 +154,9 @@ class HostService:
         self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
         if self._advertiser is not None:
             try:
-                await self._advertiser.start(self.core.session_info(), self.port, [self.address])
+                await self._advertiser.start(
+                    self.core.session_info(), self.port, [self.address], self._security()
+                )
                 self._advertised = True
             except Exception as exc:
                 self.store.log_event(
@@ -175,9 +179,7 @@ class HostService:
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
         self.store.host_pin_set(self.core.pin)
-        if self._advertised and self._advertiser is not None:
-            task = asyncio.create_task(self._advertiser.update(len(self.core.members)))
-            task.add_done_callback(_retrieve)
+        self._advertise_count()
 
     def stop(self) -> None:
         if self._closing is None:
@@ -223,9 +225,13 @@ class HostService:
             )
 
     def _advertise_count(self) -> None:
+        """Keep the TXT record's member count and PIN flag current."""
         if self._advertised and self._advertiser is not None:
-            task = asyncio.create_task(self._advertiser.update(len(self.core.members)))
-            task.add_done_callback(_retrieve)
+            update = self._advertiser.update(len(self.core.members), self._security())
+            asyncio.create_task(update).add_done_callback(_retrieve)
+
+    def _security(self) -> Security:
+        return Security(self.fingerprint, self.core.pin is not None)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -59,6 +59,10 @@ class DiscoveredSession:
     protocol_version: int
     joinable: bool
     why_not: str | None = None
+    encrypted: bool = False
+    fingerprint: str | None = None
+    """Advertised certificate fingerprint; the guest checks the real one against it."""
+    pin_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,16 @@ from pathlib import Path
 import pytest
 from zeroconf.asyncio import AsyncServiceInfo
 
+from loudsync_tui.config import HostConfig
 from loudsync_tui.net.discovery import (
     SERVICE_TYPE,
     DiscoveryUnavailable,
+    Security,
     SessionAdvertiser,
     SessionBrowser,
     session_from_service,
 )
+from loudsync_tui.net.host_service import HostService
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.store import AppStore, DiscoveredSession
 
@@ -541,3 +544,68 @@ def test_discover_without_any_usable_interface_fails_clearly(
     assert "discovery is unavailable: no network interface has an IP address" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+async def test_txt_says_how_the_session_is_protected_and_never_the_pin() -> None:
+    store = AppStore()
+    browser = SessionBrowser(store, LOOPBACK)
+    await browser.start()
+    advertiser = SessionAdvertiser(LOOPBACK)
+    fingerprint = "0123456789abcdef" * 4
+    try:
+        key = await advertiser.start(
+            session_info("secure-1", "Locked room"),
+            47040,
+            security=Security(fingerprint=fingerprint, pin_required=True),
+        )
+        await wait_for(store, lambda s: key in s, 3.0, "protected session seen")
+        seen = store.get().discovery.sessions[key]
+        assert (seen.encrypted, seen.fingerprint, seen.pin_required) == (True, fingerprint, True)
+        assert advertiser._info is not None
+        txt = advertiser._info.decoded_properties
+        assert txt["pin"] == "1"
+        assert txt["fp"] == fingerprint
+        assert "4821" not in json.dumps(txt)  # no PIN value in any field
+
+        await advertiser.update(1, Security(fingerprint=fingerprint, pin_required=False))
+        await wait_for(store, lambda s: not s[key].pin_required, 3.0, "PIN flag cleared")
+    finally:
+        await advertiser.stop()
+        await browser.stop()
+
+
+async def test_hosting_with_a_pin_advertises_the_flag_not_the_pin(tmp_path: Path) -> None:
+    store = AppStore()
+    browser = SessionBrowser(store, LOOPBACK)
+    await browser.start()
+    host = HostService(
+        HostConfig(
+            "PIN room",
+            "Grace",
+            "dev-pin-host",
+            port=0,
+            bind="127.0.0.1",
+            interfaces=tuple(LOOPBACK),
+            tls=True,
+            key_dir=str(tmp_path),
+            pin="4821",
+        ),
+        AppStore(),
+    )
+    try:
+        await host.start()
+        await wait_for(
+            store,
+            lambda s: any(v.session_id == host.session_id for v in s.values()),
+            3.0,
+            "hosted session seen",
+        )
+        seen = next(
+            v for v in store.get().discovery.sessions.values() if v.session_id == host.session_id
+        )
+        assert seen.pin_required
+        assert seen.fingerprint == host.fingerprint
+        assert "4821" not in repr(seen)
+    finally:
+        await host.aclose()
+        await browser.stop()
