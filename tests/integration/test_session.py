@@ -83,9 +83,7 @@ async def test_join_flow_welcome_then_member_list_then_member_joined(
 
 async def test_ping_gets_pong_with_the_four_timestamps(make_host: HostFactory) -> None:
     host = await make_host()
-    raw = await RawGuest.connect(host.port)
-    await raw.join("dev-a")
-    await raw.recv_type(MemberList)
+    raw = await RawGuest.joined(host.port, "dev-a")
     sent = now_ms() - 5
     await raw.send(Ping(timestamp=sent, latency=12.5))
     pong = await raw.recv_type(Pong)
@@ -111,12 +109,8 @@ async def test_fifty_guests_join_at_once_and_agree_on_the_member_list(
 
 async def test_leave_closes_1000_and_tells_the_others(make_host: HostFactory) -> None:
     host = await make_host()
-    stayer = await RawGuest.connect(host.port)
-    await stayer.join("dev-stay")
-    await stayer.recv_type(MemberList)
-    leaver = await RawGuest.connect(host.port)
-    await leaver.join("dev-leave")
-    await leaver.recv_type(MemberList)
+    stayer = await RawGuest.joined(host.port, "dev-stay")
+    leaver = await RawGuest.joined(host.port, "dev-leave")
     await leaver.send(Leave(timestamp=now_ms(), reason="bye"))
     assert await leaver.closed() == 1000
     left = await stayer.recv_type(MemberLeft)
@@ -141,12 +135,8 @@ async def test_kick_sends_kicked_closes_4000_bans_and_tells_the_others(
     make_host: HostFactory,
 ) -> None:
     host = await make_host()
-    watcher = await RawGuest.connect(host.port)
-    await watcher.join("dev-w")
-    await watcher.recv_type(MemberList)
-    victim = await RawGuest.connect(host.port)
-    await victim.join("dev-v")
-    await victim.recv_type(MemberList)
+    watcher = await RawGuest.joined(host.port, "dev-w")
+    victim = await RawGuest.joined(host.port, "dev-v")
     host.store.kick("dev-v")
     kicked = await victim.recv_type(Kicked)
     assert kicked.reason
@@ -183,9 +173,7 @@ async def test_host_stop_sends_session_closed_and_closes_1001(
     make_host: HostFactory, make_guest: GuestFactory
 ) -> None:
     host = await make_host()
-    raw = await RawGuest.connect(host.port)
-    await raw.join("dev-raw")
-    await raw.recv_type(MemberList)
+    raw = await RawGuest.joined(host.port, "dev-raw")
     services = [make_guest(f"127.0.0.1:{host.port}") for _ in range(3)]
     for guest in services:
         await _connected(guest)
@@ -206,9 +194,7 @@ async def test_frozen_link_times_out_4002_and_others_see_timeout(
     make_host: HostFactory, make_guest: GuestFactory
 ) -> None:
     host = await make_host()
-    watcher = await RawGuest.connect(host.port)
-    await watcher.join("dev-w")
-    await watcher.recv_type(MemberList)
+    watcher = await RawGuest.joined(host.port, "dev-w")
     watcher.keep_alive()
     proxy = await LinkProxy(host.port).start()
     try:
@@ -225,9 +211,7 @@ async def test_dropped_link_resumes_as_the_same_member(
     make_host: HostFactory, make_guest: GuestFactory
 ) -> None:
     host = await make_host(heartbeat_timeout=3.0)
-    watcher = await RawGuest.connect(host.port)
-    await watcher.join("dev-w")
-    await watcher.recv_type(MemberList)
+    watcher = await RawGuest.joined(host.port, "dev-w")
     proxy = await LinkProxy(host.port).start()
     try:
         guest = make_guest(proxy.address, reconnect_delay=0.3)
@@ -283,13 +267,9 @@ async def test_dropped_link_resumes_as_the_same_member(
 
 async def test_drop_without_resume_is_member_left_disconnected(make_host: HostFactory) -> None:
     host = await make_host()
-    watcher = await RawGuest.connect(host.port)
-    await watcher.join("dev-w")
-    await watcher.recv_type(MemberList)
+    watcher = await RawGuest.joined(host.port, "dev-w")
     watcher.keep_alive()
-    gone = await RawGuest.connect(host.port)
-    await gone.join("dev-gone")
-    await gone.recv_type(MemberList)
+    gone = await RawGuest.joined(host.port, "dev-gone")
     gone.ws.transport.abort()
     left = await watcher.recv_type(MemberLeft)
     assert (left.member_id, left.reason) == ("dev-gone", "disconnected")
@@ -297,9 +277,7 @@ async def test_drop_without_resume_is_member_left_disconnected(make_host: HostFa
 
 async def test_stolen_device_id_without_token_is_already_joined(make_host: HostFactory) -> None:
     host = await make_host()
-    owner = await RawGuest.connect(host.port)
-    await owner.join("dev-x")
-    await owner.recv_type(MemberList)
+    owner = await RawGuest.joined(host.port, "dev-x")
     thief = await RawGuest.connect(host.port)
     await thief.join("dev-x", resume_token="guessed")
     error = await thief.recv()
@@ -352,18 +330,14 @@ async def test_no_join_in_time_closes_1008(make_host: HostFactory) -> None:
 
 async def test_frame_over_64k_closes_1009(make_host: HostFactory) -> None:
     host = await make_host()
-    raw = await RawGuest.connect(host.port)
-    await raw.join("dev-a")
-    await raw.recv_type(MemberList)
+    raw = await RawGuest.joined(host.port, "dev-a")
     await raw.send("x" * (64 * 1024 + 1))
     assert await raw.closed() == 1009
 
 
 async def test_flood_is_rate_limited_then_closed_1008(make_host: HostFactory) -> None:
     host = await make_host()
-    raw = await RawGuest.connect(host.port)
-    await raw.join("dev-a")
-    await raw.recv_type(MemberList)
+    raw = await RawGuest.joined(host.port, "dev-a")
     text = json.dumps({"type": "HEARTBEAT", "timestamp": now_ms()})
     for _ in range(80):
         await raw.send(text)
@@ -383,9 +357,7 @@ async def test_bad_frames_after_join_get_errors_and_the_session_goes_on(
     make_host: HostFactory,
 ) -> None:
     host = await make_host()
-    raw = await RawGuest.connect(host.port)
-    await raw.join("dev-a")
-    await raw.recv_type(MemberList)
+    raw = await RawGuest.joined(host.port, "dev-a")
     for bad in ("not json", '{"type": "NOPE", "timestamp": 1}', b"\x00\x01"):
         await raw.send(bad)
         error = await raw.recv()

@@ -14,6 +14,7 @@ from loudsync_tui.protocol import (
     DeviceInfo,
     Heartbeat,
     Join,
+    MemberList,
     Message,
     decode,
     encode,
@@ -43,6 +44,14 @@ class RawGuest:
     async def connect(cls, port: int, **kwargs: object) -> RawGuest:
         ws = await connect(f"ws://127.0.0.1:{port}/", ping_interval=None, **kwargs)  # type: ignore[arg-type]
         return cls(ws)
+
+    @classmethod
+    async def joined(cls, port: int, device_id: str, name: str = "Raw") -> RawGuest:
+        """Connected and joined, with WELCOME and MEMBER_LIST already read."""
+        guest = await cls.connect(port)
+        await guest.join(device_id, name)
+        await guest.recv_type(MemberList)
+        return guest
 
     async def send(self, message: Message | str | bytes) -> None:
         await self.ws.send(message if isinstance(message, str | bytes) else encode(message))
