@@ -244,7 +244,10 @@ class GuestService:
                 decision.message, "error" if verdict is Verdict.MISMATCH else "warning"
             )
             self._finish(
-                Ended(decision.message, code), question=decision.message, fingerprint=observed
+                Ended(decision.message, code),
+                question=decision.message,
+                fingerprint=observed,
+                changed=verdict is Verdict.MISMATCH,
             )
             return False
         assert observed is not None
@@ -329,14 +332,19 @@ class GuestService:
                     self._finish(effect)
 
     def _finish(
-        self, end: Ended, *, question: str | None = None, fingerprint: str | None = None
+        self,
+        end: Ended,
+        *,
+        question: str | None = None,
+        fingerprint: str | None = None,
+        changed: bool = False,
     ) -> None:
         if self.end is not None:
             return
         self.end = end
         if fingerprint is not None:
             self.store.guest_security(encrypted=True, fingerprint=fingerprint)
-        self.store.guest_ended(end.reason, end.code, question=question)
+        self.store.guest_ended(end.reason, end.code, question=question, changed=changed)
         self.store.log_event(end.reason, "info" if end.code == "left" else "warning")
         self._ended.set()
 

@@ -256,16 +256,20 @@ class AppStore(Store[AppState]):
     def guest_security(self, *, encrypted: bool, fingerprint: str | None) -> None:
         self._update_guest(lambda g: replace(g, encrypted=encrypted, fingerprint=fingerprint))
 
-    def guest_ended(self, reason: str, code: str, *, question: str | None = None) -> None:
+    def guest_ended(
+        self, reason: str, code: str, *, question: str | None = None, changed: bool = False
+    ) -> None:
         """The membership is over (kicked, closed, refused, gave up, or a trust question).
 
         With code "untrusted", `question` carries what the user must decide before a
-        new attempt (a first-seen or changed fingerprint).
+        new attempt, and `changed` says whether the fingerprint differs from a known one
+        (rather than being seen for the first time), so the app can ask loudly.
         """
         self._update_guest(
             lambda g: replace(
                 g,
                 trust_question=question,
+                trust_changed=changed,
                 connection=ConnectionState.FAILED
                 if code == "failed"
                 else ConnectionState.DISCONNECTED,

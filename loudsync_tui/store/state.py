@@ -118,6 +118,9 @@ class GuestState:
     """The host's verified certificate fingerprint."""
     trust_question: str | None = None
     """Set with ended_code "untrusted": what the user must decide (the fingerprint shown)."""
+    trust_changed: bool = False
+    """With "untrusted": the host differs from what was pinned or advertised (a possible
+    impostor), as opposed to a host seen for the first time."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 Built once from the command line (or directly by tests); hosting and joining copy the
 config templates with `dataclasses.replace`, so every CLI option reaches the services.
+From the command line, hosting is TLS (unless `host --no-tls`) with the key in the
+config directory, and joining pins fingerprints there, whichever screen the app opens.
 """
 
 from __future__ import annotations
@@ -48,12 +50,20 @@ class AppSettings:
 
 def settings_from_args(args: argparse.Namespace) -> AppSettings:
     """Read the parsed command line; loads (or creates) this instance's device identity."""
-    identity = load_identity(config_dir(getattr(args, "config_dir", None)))
+    directory = config_dir(getattr(args, "config_dir", None))
+    identity = load_identity(directory)
     name = getattr(args, "name", None) or default_name()
     interfaces = tuple(getattr(args, "interfaces", None) or ())
     command = getattr(args, "command", None)
-    host = HostConfig("", name, identity.device_id, interfaces=interfaces)
-    guest = GuestConfig("", name, identity.device_id)
+    host = HostConfig(
+        "",
+        name,
+        identity.device_id,
+        interfaces=interfaces,
+        tls=getattr(args, "tls", True),
+        key_dir=str(directory),
+    )
+    guest = GuestConfig("", name, identity.device_id, trust_dir=str(directory))
     start: StartScreen = "browse"
     session_name: str | None = None
     address: str | None = None
