@@ -64,8 +64,10 @@ async def join(
 
 
 class Worker:
+    """Guests in groups, one group per server under test."""
+
     def __init__(self) -> None:
-        self.guests: list[WsClient] = []
+        self.guests: dict[str, list[WsClient]] = {}
         self.arrivals: dict[tuple[str, str], list[float]] = {}
         self.changed = asyncio.Event()
 
@@ -83,24 +85,26 @@ class Worker:
         record[1] = max(record[1], at)
         self.changed.set()
 
-    async def add(self, port: int, session_id: str, prefix: str, count: int) -> int:
+    async def add(self, group: str, port: int, session_id: str, prefix: str, count: int) -> int:
         sem = asyncio.Semaphore(16)
+        guests = self.guests.setdefault(group, [])
 
         async def one(i: int) -> None:
             async with sem:
                 guest, _, _ = await join(port, session_id, f"{prefix}-{i:05d}", self.on_message)
-                self.guests.append(guest)
+                guests.append(guest)
 
         await asyncio.gather(*(one(i) for i in range(count)))
-        return len(self.guests)
+        return len(guests)
 
-    async def wait(self, kind: str, member_id: str, within: float) -> tuple[int, float]:
-        """Until every guest here has heard of `member_id` (or `within` s): (count, last)."""
+    async def wait(self, group: str, kind: str, member_id: str, within: float) -> tuple[int, float]:
+        """Until every guest of `group` heard of `member_id` (or `within` s): (count, last)."""
         deadline = time.monotonic() + within
         key = (kind, member_id)
+        expected = len(self.guests.get(group, ()))
         while True:
             count, last = self.arrivals.get(key, (0, 0.0))
-            if count >= len(self.guests) or time.monotonic() >= deadline:
+            if count >= expected or time.monotonic() >= deadline:
                 self.arrivals.pop(key, None)
                 return int(count), float(last)
             self.changed.clear()
@@ -108,8 +112,9 @@ class Worker:
                 await asyncio.wait_for(self.changed.wait(), max(0.0, deadline - time.monotonic()))
 
     async def close(self) -> None:
-        for guest in self.guests:
-            guest.close()
+        for guests in self.guests.values():
+            for guest in guests:
+                guest.close()
         self.guests.clear()
         await asyncio.sleep(0.05)
 

@@ -1,9 +1,10 @@
 """Join, fan-out and memory, against our host and the bare baseline, each in its own process.
 
-The server runs as a subprocess (ours exactly as `python -m loudsync_tui host
---headless`), guests live in load-generator worker processes, and one prober in this
-process joins and leaves again and again, timing its own join and asking the workers
-when the last of them heard of it.
+Both servers run as subprocesses at once (ours exactly as `python -m loudsync_tui
+host --headless`), guests live in load-generator worker processes, and one prober in
+this process joins and leaves again and again, alternating between the two servers
+round by round, timing its own join and asking the workers when the last of them heard
+of it. Alternating keeps a busy neighbour on the machine from favouring either side.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def start_server(kind: str, max_members: int, workdir: Path) -> ServerProcess:
 
 
 class Workers:
-    """Load-generator processes, driven over pipes."""
+    """Load-generator processes, driven over pipes; guests grouped by server."""
 
     def __init__(self, count: int) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -151,11 +152,10 @@ class Workers:
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
-        self.sizes = [0] * count
+        self.sizes: dict[str, list[int]] = {}
 
-    @property
-    def guests(self) -> int:
-        return sum(self.sizes)
+    def guests(self, group: str) -> int:
+        return sum(self.sizes.get(group, ()))
 
     async def ask_all(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -167,23 +167,26 @@ class Workers:
                 raise result
         return list(results)
 
-    async def grow_to(self, total: int, port: int, tag: str) -> None:
-        """Add guests, spread evenly, until `total` are connected."""
+    async def grow_to(self, group: str, total: int, port: int) -> None:
+        """Add guests of `group`, spread evenly, until `total` are connected."""
         n = len(self.conns)
+        sizes = self.sizes.setdefault(group, [0] * n)
         targets = [total // n + (1 if i < total % n else 0) for i in range(n)]
         commands = [
-            ("add", port, SESSION_ID, f"{tag}-w{i}-{self.sizes[i]}", max(0, t - self.sizes[i]))
+            ("add", group, port, SESSION_ID, f"{group}-w{i}-{sizes[i]}", max(0, t - sizes[i]))
             for i, t in enumerate(targets)
         ]
-        self.sizes = await self.ask_all(commands)
+        self.sizes[group] = await self.ask_all(commands)
 
-    async def wait(self, kind: str, member_id: str, within: float = 5.0) -> tuple[int, float]:
-        replies = await self.ask_all([("wait", kind, member_id, within)] * len(self.conns))
+    async def wait(
+        self, group: str, kind: str, member_id: str, within: float = 5.0
+    ) -> tuple[int, float]:
+        replies = await self.ask_all([("wait", group, kind, member_id, within)] * len(self.conns))
         return sum(r[0] for r in replies), max(r[1] for r in replies)
 
     async def close_guests(self) -> None:
         await self.ask_all([("close",)] * len(self.conns))
-        self.sizes = [0] * len(self.conns)
+        self.sizes.clear()
 
     async def exit(self) -> None:
         with contextlib.suppress(Exception):
@@ -202,72 +205,92 @@ class LevelResult:
     missed: int = 0
 
 
-async def probe_round(port: int, name: str, workers: Workers, level: LevelResult) -> None:
+async def probe_round(
+    server: ServerProcess, name: str, workers: Workers, level: LevelResult, *, keep: bool
+) -> None:
+    """Join, wait until every guest heard, leave, wait until every guest heard again."""
+    group = server.kind
     started = time.monotonic()
-    client, sent, done = await join(port, SESSION_ID, name)
-    level.join_ms.append((done - started) * 1000)
-    count, last = await workers.wait("joined", name)
-    if count < workers.guests:
-        level.missed += workers.guests - count
-    else:
-        level.fanout_ms.append((last - sent) * 1000)
+    client, sent, done = await join(server.port, SESSION_ID, name)
+    count, last = await workers.wait(group, "joined", name)
+    if keep:
+        level.join_ms.append((done - started) * 1000)
+        if count < workers.guests(group):
+            level.missed += workers.guests(group) - count
+        else:
+            level.fanout_ms.append((last - sent) * 1000)
     leave = {"type": "LEAVE", "timestamp": time.time_ns() // 1_000_000, "reason": "probe"}
     client.send_text(msgspec.json.encode(leave))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.closed, 5)
     client.close()
-    await workers.wait("left", name)
+    await workers.wait(group, "left", name)
 
 
-async def measure_server(
-    kind: str, levels: list[int], rounds: dict[int, int], workers: Workers, workdir: Path
-) -> dict[str, Any]:
-    max_members = max(levels) + 100
-    server = start_server(kind, max_members, workdir)
-    out: dict[str, Any] = {"levels": {}}
-    try:
-        await asyncio.sleep(0.3)
-        out["rss_idle_kib"] = server.rss_kib()
-        for level in levels:
-            before = server.rss_kib()
-            added = level - workers.guests
-            t0 = time.monotonic()
-            await workers.grow_to(level, server.port, kind)
-            grow_s = time.monotonic() - t0
-            await asyncio.sleep(0.5)
-            after = server.rss_kib()
-            result = LevelResult(level)
-            for r in range(rounds[level] + 3):
-                await probe_round(server.port, f"probe-{kind}-{level}-{r}", workers, result)
-                await asyncio.sleep(0.005)
-            del result.join_ms[:3], result.fanout_ms[: min(3, len(result.fanout_ms))]  # warm-up
-            out["levels"][level] = {
+WARMUP_ROUNDS = 3
+
+
+async def measure_level(
+    servers: list[ServerProcess], level: int, rounds: int, workers: Workers
+) -> dict[str, dict[str, Any]]:
+    """Grow each server to `level` guests, then probe them in alternation, round by round,
+    so both see the same machine (other load, CPU frequency) at the same time."""
+    out: dict[str, dict[str, Any]] = {}
+    results = {s.kind: LevelResult(level) for s in servers}
+    for server in servers:
+        added = level - workers.guests(server.kind)
+        before = server.rss_kib()
+        t0 = time.monotonic()
+        await workers.grow_to(server.kind, level, server.port)
+        grow_s = time.monotonic() - t0
+        await asyncio.sleep(0.5)
+        after = server.rss_kib()
+        out[server.kind] = {
+            "setup_s": round(grow_s, 2),
+            "added": added,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "rss_per_guest_kib": round((after - before) / added, 2) if added > 0 else None,
+        }
+    for r in range(rounds + WARMUP_ROUNDS):
+        order = servers if r % 2 == 0 else servers[::-1]
+        for server in order:
+            name = f"probe-{server.kind}-{level}-{r}"
+            await probe_round(server, name, workers, results[server.kind], keep=r >= WARMUP_ROUNDS)
+            await asyncio.sleep(0.005)
+    for kind, result in results.items():
+        out[kind].update(
+            {
                 "join": summary(result.join_ms),
                 "fanout": summary(result.fanout_ms) if result.fanout_ms else None,
                 "missed_deliveries": result.missed,
-                "setup_s": round(grow_s, 2),
-                "rss_before_kib": before,
-                "rss_after_kib": after,
-                "rss_per_guest_kib": round((after - before) / added, 2) if added > 0 else None,
-                "added": added,
             }
-        await workers.close_guests()
-    finally:
-        server.stop()
+        )
     return out
 
 
 async def run(levels: list[int], rounds: dict[int, int], worker_count: int) -> dict[str, Any]:
     raise_fd_limit()
     workers = Workers(worker_count)
+    servers: list[ServerProcess] = []
+    out: dict[str, Any] = {"workers": worker_count, "ours": {"levels": {}}, "bare": {"levels": {}}}
     try:
         with tempfile.TemporaryDirectory(prefix="loudsync-bench-") as tmp:
-            workdir = Path(tmp)
-            bare = await measure_server("bare", levels, rounds, workers, workdir)
-            ours = await measure_server("ours", levels, rounds, workers, workdir)
+            for kind in ("bare", "ours"):
+                servers.append(start_server(kind, max(levels) + 100, Path(tmp)))
+            await asyncio.sleep(0.3)
+            for server in servers:
+                out[server.kind]["rss_idle_kib"] = server.rss_kib()
+            for level in levels:
+                measured = await measure_level(servers, level, rounds[level], workers)
+                for kind, figures in measured.items():
+                    out[kind]["levels"][level] = figures
+            await workers.close_guests()
     finally:
+        for server in servers:
+            server.stop()
         await workers.exit()
-    return {"workers": worker_count, "ours": ours, "bare": bare}
+    return out
 
 
 if __name__ == "__main__":
