@@ -20,10 +20,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from loudsync_tui.config import GuestConfig
 from loudsync_tui.identity import default_name, new_id
-from loudsync_tui.store import AppStore, GuestState, LogEntry, Unsubscribe
+from loudsync_tui.store import AppStore, DiscoveredSession, GuestState, LogEntry, Unsubscribe
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.dialogs.pin import pin_problem
 from loudsync_tui.tui.dialogs.text_prompt import TextPrompt, check_address
+from loudsync_tui.tui.dialogs.trust import TrustDialog
 from loudsync_tui.tui.logfile import setup_file_logging
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.guest import GuestScreen
@@ -68,6 +71,8 @@ class LoudsyncApp(App[int]):
         self.services = services or default_services()
         self.host_service: HostRunner | None = None
         self.guest_service: GuestRunner | None = None
+        self.guest_config: GuestConfig | None = None
+        """What the running (or last) join was started with, to retry it after a question."""
         self.browser: BrowserRunner | None = None
         self._unsubscribes: list[Unsubscribe] = []
         self._last_log: LogEntry | None = None
@@ -96,7 +101,8 @@ class LoudsyncApp(App[int]):
         if self.settings.start == "host":
             self.ask_to_host(self.settings.session_name)
         elif self.settings.start == "join" and self.settings.join_address:
-            self.join(self.settings.join_address)
+            # The command line's --pin, --fingerprint, --trust-new apply to this join only.
+            self.start_join(replace(self.settings.guest, address=self.settings.join_address))
 
     def on_unmount(self) -> None:
         for unsubscribe in self._unsubscribes:
@@ -167,6 +173,11 @@ class LoudsyncApp(App[int]):
             return
         if code in NOTICE_CODES:
             self.notify_once(reason, title=NOTICE_CODES[code], severity="warning", timeout=10)
+        config = self.guest_config
+        guest = self.store.get().guest
+        if code in ("untrusted", "pin") and config is not None and guest is not None:
+            self._spawn(self._ask_and_rejoin(self.guest_service, config, guest))
+            return
         self._spawn(self._end_guest(self.guest_service))
 
     # Discovery ---------------------------------------------------------------
@@ -264,15 +275,71 @@ class LoudsyncApp(App[int]):
             entered,
         )
 
-    def join(self, address: str, session_id: str | None = None) -> None:
+    def join(
+        self,
+        address: str,
+        session_id: str | None = None,
+        *,
+        pin: str | None = None,
+        fingerprint: str | None = None,
+        tls: bool | None = None,
+    ) -> None:
+        """Join `address`, checking the host against `fingerprint` (from discovery) if known;
+        with none known, the guest service stops to ask (see `_ask_and_rejoin`)."""
+        self.start_join(
+            replace(
+                self.settings.guest,
+                address=address,
+                session_id=session_id or self.settings.guest.session_id,
+                pin=pin,
+                expected_fingerprint=fingerprint,
+                tls=tls,
+                trust_new=False,
+                replace_pin=False,
+            )
+        )
+
+    def join_discovered(self, session: DiscoveredSession) -> None:
+        """Join a session from Browse: with the fingerprint and TLS it advertised, and the
+        PIN asked for first when it needs one."""
+        host = session.addresses[0] if session.addresses else session.host_name
+
+        def go(pin: str | None) -> None:
+            self.join(
+                f"{host}:{session.port}",
+                session.session_id,
+                pin=pin,
+                fingerprint=session.fingerprint,
+                tls=session.encrypted,
+            )
+
+        if not session.pin_required:
+            go(None)
+            return
+        self.ask_pin(session.name, go)
+
+    def ask_pin(self, session_name: str, then: Callable[[str], None], hint: str = "") -> None:
+        """Prompt for a session PIN; `then` runs only if one was entered."""
+
+        def entered(pin: str | None) -> None:
+            if pin:
+                then(pin)
+
+        self.push_screen(
+            TextPrompt(
+                f"PIN for {session_name}",
+                placeholder="the PIN on the host's screen",
+                hint=hint or "This session needs a PIN. Enter joins; Esc cancels.",
+                validate=pin_problem,
+            ),
+            entered,
+        )
+
+    def start_join(self, config: GuestConfig) -> None:
         if self.host_service is not None or self.guest_service is not None:
             self.notify("Already in a session.", severity="warning")
             return
-        config = replace(
-            self.settings.guest,
-            address=address,
-            session_id=session_id or self.settings.guest.session_id,
-        )
+        self.guest_config = config
         self.push_screen(GuestScreen())
         try:
             service = self.services.guest(config, self.store)
@@ -280,8 +347,40 @@ class LoudsyncApp(App[int]):
             service.start()
         except Exception as exc:
             self.guest_service = None
-            self.store.log_event(f"Could not join {address}: {exc}", "error")
+            self.store.log_event(f"Could not join {config.address}: {exc}", "error")
             self._spawn(self._return_to_browse())
+
+    async def _ask_and_rejoin(
+        self, service: GuestRunner | None, config: GuestConfig, guest: GuestState
+    ) -> None:
+        """The host needs a decision (trust its fingerprint) or a PIN: back to Browse, ask,
+        and join again with the answer; cancelling leaves the user on Browse."""
+        await self._end_guest(service)
+        name = guest.session_name or config.address
+        if guest.ended_code == "pin":
+            hint = "That PIN was not accepted; check it on the host's screen." if config.pin else ""
+            self.ask_pin(name, lambda pin: self.start_join(replace(config, pin=pin)), hint)
+            return
+        shown = guest.fingerprint
+        changed = guest.trust_changed
+
+        def answered(yes: bool | None) -> None:
+            if not yes or shown is None:
+                return
+            # Pin only the fingerprint the user saw, whatever the host shows next time.
+            self.start_join(
+                replace(
+                    config,
+                    expected_fingerprint=shown,
+                    trust_new=not changed,
+                    replace_pin=changed,
+                )
+            )
+
+        question = guest.trust_question or guest.ended or "Trust this host?"
+        self.push_screen(
+            TrustDialog(question, changed=changed, can_trust=shown is not None), answered
+        )
 
     def leave(self) -> None:
         """Leave the joined session: LEAVE goes out, then Browse (even if the host is gone)."""

@@ -7,6 +7,7 @@ every screen can be shown (and compared) without hosts, guests or multicast.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -14,6 +15,7 @@ from textual.pilot import Pilot
 
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.protocol import ConnectionStatus
+from loudsync_tui.security.trust import decide
 from loudsync_tui.store import (
     AppStore,
     ConnectionState,
@@ -29,6 +31,10 @@ from loudsync_tui.tui.widgets.session_table import SessionTable
 
 T0 = 1_764_086_400_000
 """2025-11-25 16:00 UTC, in ms: every clock on the demo screens counts from here."""
+FINGERPRINT = hashlib.sha256(b"LOUDSYNC demo host").hexdigest()
+"""Grace's certificate fingerprint on every demo screen."""
+IMPOSTOR = hashlib.sha256(b"LOUDSYNC impostor").hexdigest()
+PIN = "482913"
 
 _PEOPLE: list[tuple[str, str, str, float, ConnectionStatus]] = [
     ("dev-ada", "Ada", "terminal", 3.2, "connected"),
@@ -47,15 +53,38 @@ def demo_members(host_id: str, host_name: str) -> list[Member]:
 
 def demo_sessions() -> list[DiscoveredSession]:
     def session(
-        key: str, name: str, host: str, ip: str, members: int, why_not: str | None = None
+        key: str,
+        name: str,
+        host: str,
+        ip: str,
+        members: int,
+        why_not: str | None = None,
+        *,
+        tls: bool = True,
+        pin: bool = False,
     ) -> DiscoveredSession:
+        fingerprint = hashlib.sha256(key.encode()).hexdigest() if tls else None
         return DiscoveredSession(
-            key, key, name, host, (ip,), 8080, members, 10, 1, why_not is None, why_not
+            key,
+            key,
+            name,
+            host,
+            (ip,),
+            8080,
+            members,
+            10,
+            1,
+            why_not is None,
+            why_not,
+            encrypted=tls,
+            fingerprint=fingerprint,
+            pin_required=pin,
         )
 
     return [
-        session("k3v9q2", "Friday listening", "Grace", "192.168.1.20", 5),
+        session("k3v9q2", "Friday listening", "Grace", "192.168.1.20", 5, pin=True),
         session("p8s1xz", "Studio B mix", "Ada", "192.168.1.34", 2),
+        session("w5n2hb", "Lobby speakers", "Alan", "192.168.1.42", 3, tls=False),
         session("m2r7cc", "Room 4 rehearsal", "Linus", "192.168.1.51", 10, "full"),
         session("z0q4ty", "Classroom", "Hedy", "192.168.1.77", 1, "newer protocol"),
     ]
@@ -77,10 +106,13 @@ class DemoHost:
                 "192.168.1.20:8080",
                 8080,
                 cfg.max_members,
+                fingerprint=FINGERPRINT,
+                pin=PIN,
             ),
             control=self,
         )
         self.store.host_members_set(demo_members(cfg.host_id, cfg.host_name))
+        self.store.host_bans_set(frozenset({"dev-mallory"}), frozenset({"192.168.1.66"}))
         for _, name, *_ in _PEOPLE:
             self.store.log_event(f"{name} joined from 192.168.1.{30 + len(name)}:51{len(name)}04")
         self.store.log_event("Hedy's link dropped; holding the place for 2 s", "warning")
@@ -89,10 +121,12 @@ class DemoHost:
         self.store.host_member_left(member_id)
 
     def lift_ban(self, key: str) -> None:
-        del key
+        hosting = self.store.get().hosting
+        if hosting is not None:
+            self.store.host_bans_set(hosting.banned - {key}, hosting.banned_addresses - {key})
 
     def set_pin(self, pin: str | None) -> None:
-        self.store.host_pin_set(pin or None)
+        self.store.host_pin_set("135790" if pin == "" else pin)
 
     def stop(self) -> None:
         self.store.hosting_stopped()
@@ -106,10 +140,23 @@ class DemoGuest:
     config: GuestConfig
     store: AppStore
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    trust: str | None = None
+    """"new" or "changed": the join stops at that trust question instead."""
 
     def start(self) -> None:
         store = self.store
         store.guest_joining(self.config.address, control=self)
+        if self.trust is not None:
+            changed = self.trust == "changed"
+            observed = IMPOSTOR if changed else FINGERPRINT
+            pinned = FINGERPRINT if changed else None
+            decision = decide("dev-grace", observed, pinned=pinned)
+            store.guest_security(encrypted=True, fingerprint=observed)
+            store.guest_ended(
+                decision.message, "untrusted", question=decision.message, changed=changed
+            )
+            self.ended.set()
+            return
         store.guest_welcomed(
             client_id=self.config.device_id,
             session_id="k3v9q2",
@@ -121,6 +168,7 @@ class DemoGuest:
         members[1] = replace(members[1], id=self.config.device_id, name=self.config.name)
         store.guest_members_set(members)
         store.guest_latency(3.2)
+        store.guest_security(encrypted=True, fingerprint=FINGERPRINT)
         store.log_event("Joined 'Friday listening' hosted by Grace")
         store.log_event("Connection to the host lost; reconnecting", "warning")
         store.guest_connection(
@@ -149,11 +197,16 @@ def demo_app(start: str = "browse") -> LoudsyncApp:
     settings = AppSettings.for_device("Grace", "dev-grace")
     if start == "host":
         settings = replace(settings, start="host", session_name="Friday listening")
-    elif start == "guest":
+    elif start.startswith("guest"):
         settings = replace(
             AppSettings.for_device("Ada", "dev-ada"), start="join", join_address="192.168.1.20:8080"
         )
-    services = Services(host=DemoHost, guest=DemoGuest, browser=None)
+    trust = start.removeprefix("guest-") if start in ("guest-new", "guest-changed") else None
+
+    def guest(config: GuestConfig, store: AppStore) -> DemoGuest:
+        return DemoGuest(config, store, trust=trust)
+
+    services = Services(host=DemoHost, guest=guest, browser=None)
     app = LoudsyncApp(store=store, settings=settings, services=services)
     app.monotonic = lambda: 0.0
     if start == "browse":
@@ -202,6 +255,25 @@ def scenes() -> dict[str, Scene]:
         await pilot.press("question_mark")
         await _settle(pilot, lambda: pilot.app.screen.query("#help-keys"))
 
+    async def bans(pilot: Pilot[object]) -> None:
+        await host(pilot)
+        await pilot.press("b")
+        await _settle(pilot, lambda: pilot.app.screen.query("#bans"))
+
+    async def pin(pilot: Pilot[object]) -> None:
+        await host(pilot)
+        await pilot.press("p")
+        await _settle(pilot, lambda: pilot.app.screen.query("#pin-input"))
+        await pilot.press(*"12")
+
+    async def pin_prompt(pilot: Pilot[object]) -> None:
+        await _settle(pilot, lambda: pilot.app.screen.query(SessionTable))
+        await pilot.press("enter")
+        await _settle(pilot, lambda: pilot.app.screen.query("Input"))
+
+    async def trust(pilot: Pilot[object]) -> None:
+        await _settle(pilot, lambda: pilot.app.screen.query("#trust-question"))
+
     async def name_prompt(pilot: Pilot[object]) -> None:
         await _settle(pilot, lambda: pilot.app.screen.query(SessionTable))
         await pilot.press("h")
@@ -214,4 +286,9 @@ def scenes() -> dict[str, Scene]:
         "kick-confirm": ("host", kick),
         "guest-reconnecting": ("guest", host),
         "help": ("host", help_),
+        "bans": ("host", bans),
+        "pin-change": ("host", pin),
+        "pin-prompt": ("browse", pin_prompt),
+        "trust-new": ("guest-new", trust),
+        "trust-changed": ("guest-changed", trust),
     }

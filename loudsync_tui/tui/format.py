@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from rich.text import Text
 
+from loudsync_tui.security.certificate import readable, short
 from loudsync_tui.store import ConnectionState, DiscoveredSession, GuestState, LogEntry, Member
 
 
@@ -46,13 +48,23 @@ def member_cells(member: Member, own_id: str | None) -> tuple[Text | str, ...]:
     )
 
 
+def join_note(session: DiscoveredSession) -> Text:
+    """Whether the session can be joined, and what joining it takes or risks."""
+    if not session.joinable:
+        return Text(f"✗ {session.why_not or 'cannot join'}", style="red")
+    if not session.pin_required and session.encrypted:
+        return Text("ok", style="green")
+    note = Text()
+    if session.pin_required:
+        note.append("PIN", style="bold")
+    if not session.encrypted:
+        note.append(" plain" if note else "plain", style="yellow")
+    return note
+
+
 def session_cells(session: DiscoveredSession) -> tuple[Text | str, ...]:
     address = session.addresses[0] if session.addresses else "?"
-    note = (
-        Text("ok", style="green")
-        if session.joinable
-        else Text(f"✗ {session.why_not or 'cannot join'}", style="red")
-    )
+    note = join_note(session)
     return (
         session.name,
         session.host_name,
@@ -85,3 +97,68 @@ def connection(guest: GuestState, now: float) -> Text:
     if state is ConnectionState.CONNECTING:
         return Text("connecting…", style="yellow")
     return Text(guest.ended or "disconnected", style="red")
+
+
+def fingerprint_lines(fingerprint: str) -> list[str]:
+    """The full fingerprint as two rows of eight groups: fits 80 columns, reads aloud."""
+    groups = readable(fingerprint).split()
+    return [" ".join(groups[i : i + 8]) for i in range(0, len(groups), 8)]
+
+
+_READABLE = re.compile(r"(?:[0-9A-F]{4} ){15}[0-9A-F]{4}")
+
+
+def with_fingerprints(message: str) -> Text:
+    """`message` with each full readable fingerprint in bold on two aligned rows of eight
+    groups, so a dialog narrower than 80 columns never splits a group across lines."""
+    text = Text()
+    for n, line in enumerate(message.split("\n")):
+        if n:
+            text.append("\n")
+        start = 0
+        for found in _READABLE.finditer(line):
+            text.append(line[start : found.start()])
+            indent = "\n" + " " * found.start()
+            text.append(indent.join(fingerprint_lines(found.group())), style="bold")
+            start = found.end()
+        text.append(line[start:])
+    return text
+
+
+def host_security(fingerprint: str | None, pin: str | None) -> Text:
+    """What guests must compare (the fingerprint) and type (the PIN), for the Host screen."""
+    text = Text()
+    if fingerprint is None:
+        text.append("unencrypted (--no-tls)", style="bold yellow")
+        text.append(" others on the network can read it", style="yellow")
+        rest: list[str] = []
+    else:
+        first, *rest = fingerprint_lines(fingerprint)
+        text.append("fingerprint ", style="dim")
+        text.append(first, style="bold")
+    text.append("   ")
+    if pin is None:
+        text.append("no PIN", style="dim")
+    else:
+        text.append("PIN ", style="dim")
+        text.append(pin, style="bold reverse")
+    for line in rest:
+        text.append("\n" + " " * len("fingerprint "))
+        text.append(line, style="bold")
+    return text
+
+
+def guest_security(guest: GuestState) -> Text:
+    """Whether the joined session is encrypted and which host identity was verified."""
+    if guest.encrypted is None:
+        return Text("security: checking…", style="dim")
+    if not guest.encrypted:
+        return Text(
+            "NOT ENCRYPTED: others on the network can read this session", style="bold yellow"
+        )
+    text = Text("encrypted", style="green")
+    if guest.fingerprint:
+        text.append("   host fingerprint ", style="dim")
+        text.append(short(guest.fingerprint) + " …", style="bold")
+        text.append(" verified", style="green")
+    return text

@@ -11,6 +11,10 @@ from loudsync_tui.tui.services import Services
 
 T0 = 1_764_086_400_000
 """A fixed wall-clock time (ms) so screens and snapshots are reproducible."""
+FP = "ab12" * 16
+"""The fake host's certificate fingerprint (when its config asks for TLS)."""
+GENERATED_PIN = "975310"
+BANNED_ADDRESS = "192.168.1.99"
 
 
 def member(n: int, *, host: bool = False, latency: float | None = 3.2) -> Member:
@@ -30,6 +34,7 @@ class FakeHost:
     config: HostConfig
     store: AppStore
     kicked: list[str] = field(default_factory=list)
+    address_bans: list[str] = field(default_factory=list)
     lifted: list[str] = field(default_factory=list)
     stopped: bool = False
     fail: str | None = None
@@ -47,18 +52,30 @@ class FakeHost:
             port=8080,
             max_members=self.config.max_members,
             members={me.id: me},
+            fingerprint=FP if self.config.tls else None,
+            pin=GENERATED_PIN if self.config.pin == "" else self.config.pin,
         )
         self.store.hosting_started(hosting, control=self)
 
     def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         self.kicked.append(member_id)
         self.store.host_member_left(member_id)
+        hosting = self.store.get().hosting
+        assert hosting is not None
+        addresses = hosting.banned_addresses
+        if ban_address:
+            self.address_bans.append(member_id)
+            addresses |= {BANNED_ADDRESS}
+        self.store.host_bans_set(hosting.banned | {member_id}, addresses)
 
     def lift_ban(self, key: str) -> None:
         self.lifted.append(key)
+        hosting = self.store.get().hosting
+        assert hosting is not None
+        self.store.host_bans_set(hosting.banned - {key}, hosting.banned_addresses - {key})
 
     def set_pin(self, pin: str | None) -> None:
-        self.store.host_pin_set(pin or None)
+        self.store.host_pin_set(GENERATED_PIN if pin == "" else pin)
 
     def stop(self) -> None:
         self.stopped = True
@@ -89,8 +106,19 @@ class FakeGuest:
         self.retried += 1
         self.store.guest_connection(ConnectionState.CONNECTING)
 
-    def end(self, reason: str, code: str) -> None:
-        self.store.guest_ended(reason, code)
+    def end(
+        self,
+        reason: str,
+        code: str,
+        *,
+        fingerprint: str | None = None,
+        changed: bool = False,
+    ) -> None:
+        """End as the real service does; with a fingerprint, as a trust question."""
+        if fingerprint is not None:
+            self.store.guest_security(encrypted=True, fingerprint=fingerprint)
+        question = reason if code == "untrusted" else None
+        self.store.guest_ended(reason, code, question=question, changed=changed)
         self.ended.set()
 
     async def aclose(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loudsync_tui.store import AppStore
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.dialogs.kick import KickDialog
 from loudsync_tui.tui.dialogs.text_prompt import TextPrompt
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.host import HostScreen
@@ -62,15 +63,16 @@ async def test_kick_asks_first_and_reaches_the_service(
         await pilot.pause()
         assert isinstance(app.screen, HostScreen)
         await pilot.press("down", "k")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen))
         assert fakes.hosts[0].kicked == []
         await pilot.press("k")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: table.row_count == 1)
         assert fakes.hosts[0].kicked == ["dev-0001"]
+        assert fakes.hosts[0].address_bans == []
 
 
 async def test_stop_confirms_then_returns_to_browse(app: LoudsyncApp, fakes: FakeServices) -> None:

@@ -19,6 +19,7 @@ from loudsync_tui.net.host_service import HostService
 from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.dialogs.kick import KickDialog
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.guest import GuestScreen
 from loudsync_tui.tui.screens.host import HostScreen
@@ -128,7 +129,7 @@ async def test_host_table_shows_the_guest_with_latency_and_k_y_kicks() -> None:
         await wait_for(pilot, lambda: table.row_count == 2)
         await wait_for(pilot, lambda: str(table.get_cell("dev-ada", "latency")) != "—")
         await pilot.press("down", "k")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
         await pilot.press("y")
         end = await asyncio.wait_for(guest.wait_ended(), 5)
         assert end.code == "kicked"

@@ -78,8 +78,7 @@ class BrowseScreen(StoreScreen):
         if not session.joinable:
             self.notify(f"Cannot join {session.name}: {session.why_not}", severity="warning")
             return
-        host = session.addresses[0] if session.addresses else session.host_name
-        self.loudsync.join(f"{host}:{session.port}", session.session_id)
+        self.loudsync.join_discovered(session)
 
     def action_host(self) -> None:
         self.loudsync.ask_to_host()

@@ -1,4 +1,4 @@
-"""Guest: the session this app joined, the link to its host and who is there."""
+"""Guest: the joined session, the link to its host, whether it is private, who is there."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class GuestScreen(StoreScreen):
         yield TitleBar()
         yield Static("", id="guest-info", classes="info")
         yield Static("", id="guest-link", classes="info")
+        yield Static("", id="guest-security", classes="info")
         yield MemberTable(id="members")
         yield EventLog(id="log")
         yield Footer()
@@ -49,6 +50,7 @@ class GuestScreen(StoreScreen):
             Text.from_markup(f"[b]{name}[/b]{host} at {guest.address}{count}")
         )
         self._draw_link(guest)
+        self.query_one("#guest-security", Static).update(format.guest_security(guest))
         self.query_one(MemberTable).show(guest.members, guest.client_id)
         self.refresh_bindings()
 

@@ -1,4 +1,4 @@
-"""Host: the session this app runs, its members and what happens to them."""
+"""Host: the session this app runs, its members, how it is protected and who is banned."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from loudsync_tui.store import HostingState
+from loudsync_tui.tui import format
+from loudsync_tui.tui.dialogs.bans import BansDialog
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
+from loudsync_tui.tui.dialogs.kick import KickChoice, KickDialog
+from loudsync_tui.tui.dialogs.pin import PinChoice, PinDialog
 from loudsync_tui.tui.screens.base import StoreScreen
 from loudsync_tui.tui.widgets.event_log import EventLog
 from loudsync_tui.tui.widgets.member_table import MemberTable
@@ -17,12 +21,20 @@ from loudsync_tui.tui.widgets.title_bar import TitleBar
 class HostScreen(StoreScreen):
     BINDINGS = [
         Binding("k", "kick", "Kick"),
+        Binding("b", "bans", "Bans"),
+        Binding("p", "pin", "PIN"),
         Binding("s", "stop", "Stop session"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kicked_names: dict[str, str] = {}
+        """device id -> name, for the bans list (a kicked member is no longer in the table)."""
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("Starting the session…", id="host-info", classes="info")
+        yield Static("", id="host-security", classes="info")
         yield MemberTable(id="members")
         yield EventLog(id="log")
         yield Footer()
@@ -41,6 +53,9 @@ class HostScreen(StoreScreen):
             f"[b]{hosting.session_name}[/b]   address to give out: [b]{hosting.address}[/b]"
             f"   members {len(hosting.members)}/{hosting.max_members}"
         )
+        self.query_one("#host-security", Static).update(
+            format.host_security(hosting.fingerprint, hosting.pin)
+        )
         self.query_one(MemberTable).show(hosting.members, hosting.host_id)
 
     def action_kick(self) -> None:
@@ -54,17 +69,31 @@ class HostScreen(StoreScreen):
             return
         member = hosting.members[key]
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.store.kick(member.id)
+        def answered(choice: KickChoice | None) -> None:
+            if choice is not None:
+                self.kicked_names[member.id] = member.name
+                self.store.kick(member.id, ban_address=choice == "ban-address")
 
-        self.app.push_screen(
-            ConfirmDialog(
-                f"Kick {member.name}?",
-                "They leave the session and cannot rejoin it.",
-            ),
-            answered,
-        )
+        self.app.push_screen(KickDialog(member.name), answered)
+
+    def action_bans(self) -> None:
+        self.app.push_screen(BansDialog(self.store, self.kicked_names))
+
+    def action_pin(self) -> None:
+        hosting = self.store.get().hosting
+        if hosting is None:
+            return
+
+        def answered(choice: PinChoice | None) -> None:
+            if choice is None:
+                return
+            self.store.change_pin(choice.pin)
+            if choice.pin is None:
+                self.notify("No PIN: anyone on the network can join.", severity="warning")
+            else:
+                self.notify("New PIN set; members already in stay.")
+
+        self.app.push_screen(PinDialog(hosting.pin), answered)
 
     def action_stop(self) -> None:
         def answered(yes: bool | None) -> None:

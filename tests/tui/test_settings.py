@@ -1,0 +1,30 @@
+"""The command line becomes settings: TLS hosting and pinned fingerprints from every start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loudsync_tui.cli import build_parser
+from loudsync_tui.tui.settings import settings_from_args
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["host", "--session-name", "Friday"], ["join", "10.0.0.5"]],
+    ids=["browse", "host", "join"],
+)
+def test_every_start_hosts_with_tls_and_pins_in_the_config_dir(
+    argv: list[str], tmp_path: Path
+) -> None:
+    args = build_parser().parse_args(["--config-dir", str(tmp_path), *argv])
+    settings = settings_from_args(args)
+    assert settings.host.tls is True
+    assert settings.host.key_dir == str(tmp_path)
+    assert settings.guest.trust_dir == str(tmp_path)
+
+
+def test_no_tls_host_serves_plain(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["--config-dir", str(tmp_path), "host", "--no-tls"])
+    assert settings_from_args(args).host.tls is False
