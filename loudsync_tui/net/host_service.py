@@ -195,7 +195,7 @@ class HostService:
                     await self._advertiser.stop()
         finally:
             self._closed.set()
-            self.store.hosting_stopped("closed")
+            self.store.hosting_stopped(None)  # the core logged why
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -124,12 +124,14 @@ class AppStore(Store[AppState]):
         self.set(lambda s: replace(s, hosting=hosting))
         self.log_event(f"Hosting {hosting.session_name!r} at {hosting.address}")
 
-    def hosting_stopped(self, reason: str = "stopped") -> None:
+    def hosting_stopped(self, reason: str | None = "stopped") -> None:
+        """The hosted session is over; `reason` None when the adapter already logged why."""
         self.host_control = None
         if self.get().hosting is None:
             return
         self.set(lambda s: replace(s, hosting=None))
-        self.log_event(f"Session {reason}")
+        if reason:
+            self.log_event(f"Session {reason}")
 
     def host_members_set(self, members: Iterable[Member]) -> None:
         self._update_hosting(lambda h: replace(h, members=_frozen({m.id: m for m in members})))
