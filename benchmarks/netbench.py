@@ -47,6 +47,7 @@ def summary(values: list[float]) -> dict[str, float | int]:
         "p50_ms": round(statistics.median(values), 2),
         "p99_ms": round(percentile(values, 99), 2),
         "max_ms": round(max(values), 2),
+        "samples_ms": [round(v, 2) for v in values],
     }
 
 
@@ -274,8 +275,8 @@ async def run(levels: list[int], rounds: dict[int, int], worker_count: int) -> d
     workers = Workers(worker_count)
     servers: list[ServerProcess] = []
     out: dict[str, Any] = {"workers": worker_count, "ours": {"levels": {}}, "bare": {"levels": {}}}
-    try:
-        with tempfile.TemporaryDirectory(prefix="loudsync-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="loudsync-bench-") as tmp:
+        try:
             for kind in ("bare", "ours"):
                 servers.append(start_server(kind, max(levels) + 100, Path(tmp)))
             await asyncio.sleep(0.3)
@@ -286,10 +287,10 @@ async def run(levels: list[int], rounds: dict[int, int], worker_count: int) -> d
                 for kind, figures in measured.items():
                     out[kind]["levels"][level] = figures
             await workers.close_guests()
-    finally:
-        for server in servers:
-            server.stop()
-        await workers.exit()
+        finally:
+            for server in servers:
+                server.stop()
+            await workers.exit()
     return out
 
 
