@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
@@ -27,6 +29,21 @@ FAST_HOST = HostConfig(
     join_timeout=0.5,
     discovery=False,
 )
+
+@pytest.fixture(autouse=True)
+async def no_unhandled_loop_errors() -> AsyncIterator[None]:
+    """Fail a test whose tasks raised where nobody looked (issue: no exception left
+    unretrieved): the loop reports those to its exception handler."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield
+    gc.collect()  # "exception was never retrieved" is reported when the task is freed
+    await asyncio.sleep(0)
+    loop.set_exception_handler(previous)
+    assert not errors, [str(e.get("exception") or e.get("message")) for e in errors]
+
 
 HostFactory = Callable[..., Coroutine[Any, Any, HostService]]
 GuestFactory = Callable[..., GuestService]
