@@ -378,6 +378,8 @@ class LoudsyncApp(App[int]):
             )
 
         question = guest.trust_question or guest.ended or "Trust this host?"
+        # The service also logged the question as an error; the dialog says it in full.
+        self.clear_notifications()
         self.push_screen(
             TrustDialog(question, changed=changed, can_trust=shown is not None), answered
         )

@@ -130,7 +130,7 @@ def host_security(fingerprint: str | None, pin: str | None) -> Text:
     text = Text()
     if fingerprint is None:
         text.append("unencrypted (--no-tls)", style="bold yellow")
-        text.append(" others on the network can read it", style="yellow")
+        text.append(": others on the network can read it", style="yellow")
         rest: list[str] = []
     else:
         first, *rest = fingerprint_lines(fingerprint)

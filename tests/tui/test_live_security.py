@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
@@ -17,10 +17,8 @@ from loudsync_tui.security.certificate import short
 from loudsync_tui.security.trust import KnownHosts
 from loudsync_tui.store import AppStore, ConnectionState
 from loudsync_tui.tui.app import LoudsyncApp
-from loudsync_tui.tui.dialogs.bans import BansDialog, BanTable
+from loudsync_tui.tui.dialogs.bans import BanTable
 from loudsync_tui.tui.dialogs.kick import KickDialog
-from loudsync_tui.tui.dialogs.text_prompt import TextPrompt
-from loudsync_tui.tui.dialogs.trust import TrustDialog
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.host import HostScreen
 from loudsync_tui.tui.settings import AppSettings
@@ -60,16 +58,18 @@ async def test_join_by_address_shows_the_fingerprint_and_yes_pins_it(
     app = guest_app(tmp_path / "guest")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
-        await pilot.press(*f"127.0.0.1:{tls_host.port}", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
+        app.screen.query_one(Input).value = f"127.0.0.1:{tls_host.port}"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         fingerprint = tls_host.fingerprint
         assert fingerprint is not None
         assert short(fingerprint) in str(app.screen.query_one("#trust-question", Static).render())
         await pilot.press("y")
         # The host wants a PIN too: asked next, and the trust answer is kept for the retry.
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
-        await pilot.press(*PIN, "enter")
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
+        app.screen.query_one(Input).value = PIN
+        await pilot.press("enter")
         await wait_for(pilot, lambda: connected(app))
         security = app.screen.query_one("#guest-security", Static)
         await wait_for(pilot, lambda: short(fingerprint) in str(security.render()))
@@ -87,13 +87,14 @@ async def test_pin_session_from_browse_asks_for_the_pin_and_joins(
         app.store.session_seen(advertised)
         await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
-        await pilot.press(*"1357", "enter")  # wrong: refused, asked again
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
+        app.screen.query_one(Input).value = "1357"
+        await pilot.press("enter")  # wrong: refused, asked again
         await wait_for(
             pilot,
             lambda: "not accepted" in str(app.screen.query_one("#prompt-hint", Static).render()),
         )
-        app.screen.query_one("Input").value = PIN  # type: ignore[attr-defined]
+        app.screen.query_one(Input).value = PIN
         await pilot.press("enter")
         await wait_for(pilot, lambda: connected(app))
         hosting = tls_host.store.get().hosting
@@ -108,7 +109,7 @@ async def test_changed_fingerprint_is_refused_by_default(
     app = guest_app(tmp_path / "guest")
     async with app.run_test(size=(80, 24)) as pilot:
         app.join(f"127.0.0.1:{tls_host.port}", pin=PIN)
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         assert "danger" in app.screen.query_one(".dialog").classes
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
@@ -143,7 +144,7 @@ async def test_kick_with_address_ban_then_b_lists_and_lifts(tmp_path: Path) -> N
         await guest.aclose()
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen))
         await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, BansDialog))
+        await wait_for(pilot, lambda: app.screen.query("BansDialog BanTable"))
         bans = app.screen.query_one(BanTable)
         await wait_for(pilot, lambda: bans.row_count == 2)
         assert {k.value for k in bans.rows} == {"dev-ada", "127.0.0.1"}

@@ -9,10 +9,9 @@ from textual.widgets import Input, Static
 
 from loudsync_tui.store import AppStore, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
-from loudsync_tui.tui.dialogs.bans import BansDialog, BanTable
+from loudsync_tui.tui.dialogs.bans import BanTable
 from loudsync_tui.tui.dialogs.kick import KickDialog
 from loudsync_tui.tui.dialogs.pin import PinDialog
-from loudsync_tui.tui.dialogs.text_prompt import TextPrompt
 from loudsync_tui.tui.dialogs.trust import TrustDialog
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.guest import GuestScreen
@@ -92,7 +91,7 @@ async def test_p_sets_generates_and_removes_the_pin(store: AppStore, fakes: Fake
 
         async def pin_dialog(*keys: str) -> None:
             await pilot.press("p")
-            await wait_for(pilot, lambda: isinstance(app.screen, PinDialog))
+            await wait_for(pilot, lambda: app.screen.query("PinDialog Input"))
             await pilot.press(*keys)
 
         # Required where there was none: a bad PIN is explained and the dialog stays.
@@ -131,7 +130,7 @@ async def test_kick_with_address_ban_then_b_lists_and_lifts(
         await wait_for(pilot, lambda: table.row_count == 1)
         assert fakes.hosts[0].address_bans == ["dev-0001"]
         await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, BansDialog))
+        await wait_for(pilot, lambda: app.screen.query("BansDialog BanTable"))
         bans = app.screen.query_one(BanTable)
         assert [k.value for k in bans.rows] == ["dev-0001", BANNED_ADDRESS]
         assert str(bans.get_cell("dev-0001", "who")) == "Member 1"  # remembered from the kick
@@ -184,12 +183,12 @@ async def test_enter_on_a_pin_session_asks_for_the_pin_and_checks_the_host(
         store.session_seen(session(2, pin=True))
         await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
         await pilot.press("escape")  # cancel: nothing is joined
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert fakes.guests == []
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
         await pilot.press(*"12", "enter")
         assert "at least 4 digits" in text_of(app, "#prompt-hint")
         app.screen.query_one(Input).value = "2468"
@@ -242,7 +241,7 @@ async def test_first_seen_host_asks_and_yes_pins_only_the_fingerprint_shown(
     async with app.run_test(size=(80, 24)) as pilot:
         question = f"First connection to host dev-x. Its fingerprint is\n{'AB12 ' * 15}AB12"
         await join_and_end(app, fakes, pilot, question, "untrusted", fingerprint=FP)
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         assert "danger" not in app.screen.query_one(".dialog").classes
         assert "First connection" in text_of(app, "#trust-question")
         await pilot.press("n")
@@ -250,7 +249,7 @@ async def test_first_seen_host_asks_and_yes_pins_only_the_fingerprint_shown(
         assert len(fakes.guests) == 1
         assert app.guest_service is None
         await join_and_end(app, fakes, pilot, question, "untrusted", fingerprint=FP)
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         await pilot.press("y")
         await wait_for(pilot, lambda: len(fakes.guests) == 3)
         config = fakes.guests[-1].config
@@ -271,7 +270,7 @@ async def test_changed_fingerprint_is_loud_enter_means_no_and_yes_replaces_the_p
         await join_and_end(
             app, fakes, pilot, warning, "untrusted", fingerprint=OTHER_FP, changed=True
         )
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         assert "danger" in app.screen.query_one(".dialog").classes
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
@@ -279,7 +278,7 @@ async def test_changed_fingerprint_is_loud_enter_means_no_and_yes_replaces_the_p
         await join_and_end(
             app, fakes, pilot, warning, "untrusted", fingerprint=OTHER_FP, changed=True
         )
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         await pilot.press("y")
         await wait_for(pilot, lambda: len(fakes.guests) == 3)
         config = fakes.guests[-1].config
@@ -295,7 +294,7 @@ async def test_a_tls_host_answering_plain_cannot_be_trusted_from_the_dialog(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await join_and_end(app, fakes, pilot, "now answers unencrypted", "untrusted", changed=True)
-        await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog))
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         await pilot.press("y")  # disabled: there is no fingerprint to trust
         await pilot.pause()
         assert isinstance(app.screen, TrustDialog)
@@ -309,13 +308,13 @@ async def test_a_pin_refusal_asks_for_the_pin_and_retries_with_it(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await join_and_end(app, fakes, pilot, "Join refused: UNAUTHORIZED", "pin")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
         await pilot.press(*"8642", "enter")
         await wait_for(pilot, lambda: len(fakes.guests) == 2)
         assert fakes.guests[-1].config.pin == "8642"
         assert fakes.guests[-1].config.address == "10.0.0.5:9000"
         fakes.guests[-1].end("Join refused: UNAUTHORIZED", "pin")  # wrong again
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
         assert "not accepted" in text_of(app, "#prompt-hint")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
