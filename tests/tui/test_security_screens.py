@@ -74,13 +74,24 @@ async def test_host_shows_the_whole_fingerprint_in_groups_and_the_pin(
         assert " ".join(shown.split()[1:]).replace("PIN 4321 ", "") == " ".join(["AB12"] * 16)
 
 
-async def test_plain_host_says_unencrypted_and_no_pin(store: AppStore, fakes: FakeServices) -> None:
+async def test_plain_host_says_unencrypted_and_help_lists_the_new_keys(
+    store: AppStore, fakes: FakeServices
+) -> None:
     app = hosting_app(store, fakes, tls=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: store.get().hosting is not None)
         shown = text_of(app, "#host-security")
         assert "unencrypted (--no-tls)" in shown
         assert "no PIN" in shown
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen.rows[:4] == [
+            ("k", "Kick"),
+            ("b", "Bans"),
+            ("p", "PIN"),
+            ("s", "Stop session"),
+        ]
 
 
 async def test_p_sets_generates_and_removes_the_pin(store: AppStore, fakes: FakeServices) -> None:
@@ -89,13 +100,14 @@ async def test_p_sets_generates_and_removes_the_pin(store: AppStore, fakes: Fake
         await wait_for(pilot, lambda: store.get().hosting is not None)
         assert "no PIN" in text_of(app, "#host-security")
 
-        async def pin_dialog(*keys: str) -> None:
+        async def pin_dialog(typed: str, key: str = "enter") -> None:
             await pilot.press("p")
             await wait_for(pilot, lambda: app.screen.query("PinDialog Input"))
-            await pilot.press(*keys)
+            app.screen.query_one(Input).value = typed
+            await pilot.press(key)
 
         # Required where there was none: a bad PIN is explained and the dialog stays.
-        await pin_dialog(*"12", "enter")
+        await pin_dialog("12")
         assert "at least 4 digits" in text_of(app, "#pin-hint")
         app.screen.query_one(Input).value = "12a4"
         await pilot.press("enter")
@@ -106,12 +118,12 @@ async def test_p_sets_generates_and_removes_the_pin(store: AppStore, fakes: Fake
         await pilot.press("enter")
         await wait_for(pilot, lambda: "PIN 5555" in text_of(app, "#host-security"))
         # Empty generates one; Esc changes nothing; "off" lets anyone in.
-        await pin_dialog("enter")
+        await pin_dialog("")
         await wait_for(pilot, lambda: f"PIN {GENERATED_PIN}" in text_of(app, "#host-security"))
         await pin_dialog("9", "escape")
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen))
         assert store.get().hosting.pin == GENERATED_PIN  # type: ignore[union-attr]
-        await pin_dialog(*"off", "enter")
+        await pin_dialog("off")
         await wait_for(pilot, lambda: "no PIN" in text_of(app, "#host-security"))
 
 
@@ -143,25 +155,12 @@ async def test_kick_with_address_ban_then_b_lists_and_lifts(
         await wait_for(pilot, lambda: isinstance(app.screen, HostScreen))
 
 
-async def test_help_on_host_lists_the_new_keys(store: AppStore, fakes: FakeServices) -> None:
-    app = hosting_app(store, fakes, tls=True)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: store.get().hosting is not None)
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        assert isinstance(app.screen, HelpScreen)
-        assert app.screen.rows[:4] == [
-            ("k", "Kick"),
-            ("b", "Bans"),
-            ("p", "PIN"),
-            ("s", "Stop session"),
-        ]
-
-
 # Browse -----------------------------------------------------------------------
 
 
-async def test_browse_marks_pin_and_plain_sessions(app: LoudsyncApp, store: AppStore) -> None:
+async def test_browse_marks_pin_and_plain_sessions_and_joins_plain_without_tls(
+    app: LoudsyncApp, store: AppStore, fakes: FakeServices
+) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         for made in (
             session(1),
@@ -174,6 +173,10 @@ async def test_browse_marks_pin_and_plain_sessions(app: LoudsyncApp, store: AppS
         await wait_for(pilot, lambda: table.row_count == 4)
         notes = [str(table.get_cell(f"s{n}", "note")) for n in (1, 2, 3, 4)]
         assert notes == ["ok", "PIN", "plain", "PIN plain"]
+        await pilot.press("down", "down", "enter")  # plain, no PIN: joins at once, without TLS
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        config = fakes.guests[0].config
+        assert (config.pin, config.expected_fingerprint, config.tls) == (None, None, False)
 
 
 async def test_enter_on_a_pin_session_asks_for_the_pin_and_checks_the_host(
@@ -197,18 +200,6 @@ async def test_enter_on_a_pin_session_asks_for_the_pin_and_checks_the_host(
         config = fakes.guests[0].config
         assert (config.pin, config.expected_fingerprint, config.tls) == ("2468", FP, True)
         assert config.address == "192.168.1.2:8080"
-
-
-async def test_enter_on_a_plain_session_joins_without_tls(
-    app: LoudsyncApp, store: AppStore, fakes: FakeServices
-) -> None:
-    async with app.run_test(size=(80, 24)) as pilot:
-        store.session_seen(session(3, tls=False))
-        await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
-        config = fakes.guests[0].config
-        assert (config.pin, config.expected_fingerprint, config.tls) == (None, None, False)
 
 
 # Guest and trust questions ------------------------------------------------------
@@ -262,10 +253,18 @@ async def test_first_seen_host_asks_and_yes_pins_only_the_fingerprint_shown(
         assert isinstance(app.screen, GuestScreen)
 
 
-async def test_changed_fingerprint_is_loud_enter_means_no_and_yes_replaces_the_pin(
+async def test_changed_fingerprint_is_loud_enter_means_no_yes_replaces_the_pin_downgrade_refused(
     app: LoudsyncApp, fakes: FakeServices
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
+        # A TLS host answering plain: nothing to trust, y does nothing.
+        await join_and_end(app, fakes, pilot, "now answers unencrypted", "untrusted", changed=True)
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, TrustDialog)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         warning = "WARNING: the host's certificate does not match the pinned one."
         await join_and_end(
             app, fakes, pilot, warning, "untrusted", fingerprint=OTHER_FP, changed=True
@@ -274,33 +273,19 @@ async def test_changed_fingerprint_is_loud_enter_means_no_and_yes_replaces_the_p
         assert "danger" in app.screen.query_one(".dialog").classes
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
-        assert len(fakes.guests) == 1
+        assert len(fakes.guests) == 2
         await join_and_end(
             app, fakes, pilot, warning, "untrusted", fingerprint=OTHER_FP, changed=True
         )
         await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
         await pilot.press("y")
-        await wait_for(pilot, lambda: len(fakes.guests) == 3)
+        await wait_for(pilot, lambda: len(fakes.guests) == 4)
         config = fakes.guests[-1].config
         assert (config.trust_new, config.replace_pin, config.expected_fingerprint) == (
             False,
             True,
             OTHER_FP,
         )
-
-
-async def test_a_tls_host_answering_plain_cannot_be_trusted_from_the_dialog(
-    app: LoudsyncApp, fakes: FakeServices
-) -> None:
-    async with app.run_test(size=(80, 24)) as pilot:
-        await join_and_end(app, fakes, pilot, "now answers unencrypted", "untrusted", changed=True)
-        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
-        await pilot.press("y")  # disabled: there is no fingerprint to trust
-        await pilot.pause()
-        assert isinstance(app.screen, TrustDialog)
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
-        assert len(fakes.guests) == 1
 
 
 async def test_a_pin_refusal_asks_for_the_pin_and_retries_with_it(
