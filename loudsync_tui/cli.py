@@ -57,6 +57,16 @@ def _add_identity(parser: argparse.ArgumentParser, default: object = None) -> No
     )
 
 
+def _add_no_tls(parser: argparse.ArgumentParser, default: object = True) -> None:
+    parser.add_argument(
+        "--no-tls",
+        action="store_false",
+        dest="tls",
+        default=default,
+        help="host with plain ws:// (unencrypted, for clients that cannot do TLS)",
+    )
+
+
 def _add_interfaces(parser: argparse.ArgumentParser, default: object = None) -> None:
     parser.add_argument(
         "--interface",
@@ -92,12 +102,6 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
         help="seconds of silence before a member is dropped (default: 15)",
     )
     parser.add_argument("--session-id", default=None, help="fixed session id (default: random)")
-    parser.add_argument(
-        "--no-tls",
-        action="store_false",
-        dest="tls",
-        help="serve plain ws:// (unencrypted, for clients that cannot do TLS)",
-    )
     parser.add_argument(
         "--pin",
         nargs="?",
@@ -160,12 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_identity(parser)
     _add_interfaces(parser)
+    _add_no_tls(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     host = commands.add_parser("host", help="host a session")
     host.add_argument("--headless", action="store_true", help="no screen: log to stderr")
     _add_identity(host, argparse.SUPPRESS)
     _add_interfaces(host, argparse.SUPPRESS)
+    _add_no_tls(host, argparse.SUPPRESS)
     _add_host_options(host)
 
     join = commands.add_parser("join", help="join a session by address")

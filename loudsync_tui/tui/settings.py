@@ -2,7 +2,7 @@
 
 Built once from the command line (or directly by tests); hosting and joining copy the
 config templates with `dataclasses.replace`, so every CLI option reaches the services.
-From the command line, hosting is TLS (unless `host --no-tls`) with the key in the
+From the command line, hosting is TLS (unless `--no-tls`) with the key in the
 config directory, and joining pins fingerprints there, whichever screen the app opens.
 """
 
@@ -60,7 +60,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         name,
         identity.device_id,
         interfaces=interfaces,
-        tls=getattr(args, "tls", True),
+        tls=args.tls,
         key_dir=str(directory),
     )
     guest = GuestConfig("", name, identity.device_id, trust_dir=str(directory))
