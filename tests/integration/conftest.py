@@ -30,6 +30,7 @@ FAST_HOST = HostConfig(
     discovery=False,
 )
 
+
 @pytest.fixture(autouse=True)
 async def no_unhandled_loop_errors() -> AsyncIterator[None]:
     """Fail a test whose tasks raised where nobody looked (issue: no exception left
