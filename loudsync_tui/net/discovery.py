@@ -453,6 +453,7 @@ class SessionBrowser:
                 await aiozc.async_close()
         except Exception:
             log.exception("mDNS: closing the browser failed")
+        self._store.discovery_stopped()
 
     def _on_change(
         self,

@@ -86,6 +86,9 @@ class AppStore(Store[AppState]):
     def discovery_started(self) -> None:
         self.set(lambda s: replace(s, discovery=replace(s.discovery, browsing=True, error=None)))
 
+    def discovery_stopped(self) -> None:
+        self.set(lambda s: replace(s, discovery=replace(s.discovery, browsing=False)))
+
     def discovery_failed(self, error: str) -> None:
         self.set(lambda s: replace(s, discovery=replace(s.discovery, browsing=False, error=error)))
         self.log_event(f"Discovery unavailable: {error}", "warning")

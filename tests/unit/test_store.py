@@ -147,6 +147,10 @@ def test_discovery_actions() -> None:
     store.session_lost("b")
     store.session_lost("missing")
     assert list(store.get().discovery.sessions) == ["a"]
+    store.discovery_started()
+    assert store.get().discovery.browsing
+    store.discovery_stopped()
+    assert not store.get().discovery.browsing
     store.discovery_failed("no multicast")
     assert store.get().discovery.error == "no multicast"
     assert store.get().log[-1].level == "warning"
