@@ -103,6 +103,8 @@ class _Member:
     latency: float | None = None
     last_seen: float = 0.0
     dropped_at: float | None = None
+    heard: bool = False
+    """Sent anything after WELCOME, so it holds its resume token."""
     ip: str = ""
     sent_status: ConnectionStatus = "connected"
     sent_latency: float | None = None
@@ -217,6 +219,7 @@ class HostSession:
             return self._join(c, message)
         member = self._members[c.member_id]
         member.last_seen = now
+        member.heard = True
         return self._on_member_message(c, member, message)
 
     def disconnected(self, conn: ConnId) -> list[HostEffect]:
@@ -227,6 +230,11 @@ class HostSession:
         member = self._members.get(c.member_id)
         if member is None or member.conn != conn:
             return []
+        if not member.heard:
+            # The link fell before the guest said anything after JOIN: it may never have
+            # got WELCOME and its resume token, so holding the place would only lock the
+            # device out (ALREADY_JOINED) until the hold ran out.
+            return self._remove(member, "disconnected")
         member.conn = None
         member.dropped_at = self.clock.monotonic()
         self._set_status(member, "reconnecting")

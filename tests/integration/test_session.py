@@ -216,6 +216,8 @@ async def test_dropped_link_resumes_as_the_same_member(
     try:
         guest = make_guest(proxy.address, reconnect_delay=0.3)
         await _connected(guest)
+        # A PONG means the host heard the guest after WELCOME, so it holds the place.
+        await until(guest.store, lambda s: s.guest is not None and s.guest.latency is not None)
         await watcher.recv_type(MemberJoined)
         hosting = host.store.get().hosting
         assert hosting is not None

@@ -82,13 +82,17 @@ class Host:
         session_id: str = SID,
         version: int = 1,
         open_first: bool = True,
+        heard: bool = True,
     ) -> list[HostEffect]:
+        """JOIN; with `heard`, then one HEARTBEAT, as a real guest PINGs on WELCOME."""
         if open_first:
             assert self.open(conn) == []
         effects = self.send(conn, join_msg(device_id, name, token, session_id, version))
         welcomes = [m for m in to(effects, conn) if isinstance(m, Welcome)]
         if welcomes:
             self.tokens[device_id] = welcomes[0].resume_token
+            if heard:
+                assert self.send(conn, Heartbeat(timestamp=T)) == []
         return effects
 
     def advance(self, seconds: float) -> list[HostEffect]:
@@ -906,7 +910,7 @@ def test_bad_messages_after_join_get_an_error_and_the_connection_stays(
 
 def test_rate_limit_burst_then_close_1008() -> None:
     h = Host()
-    h.join(1, "dev-a")  # one of the 50
+    h.join(1, "dev-a", heard=False)  # the JOIN is one of the 50
     h.join(2, "dev-b")
     for i in range(49):
         assert closes(h.send(1, hb())) == {}, i
@@ -1030,3 +1034,16 @@ def test_tick_does_not_close_a_connection_twice() -> None:
         host.send(1, Heartbeat(timestamp=T))
     effects = host.advance(host.config.heartbeat_timeout + 1)
     assert not [e for e in effects if isinstance(e, Close)]
+
+
+def test_a_link_that_falls_before_the_guest_spoke_frees_the_place_at_once() -> None:
+    """It may never have got WELCOME (no resume token): holding would lock it out."""
+    h = Host()
+    h.join(1, "dev-w")
+    h.join(2, "dev-a", heard=False)
+    effects = h.core.disconnected(2)
+    left = [m for m in to(effects, 1) if isinstance(m, MemberLeft)]
+    assert [(m.member_id, m.reason) for m in left] == [("dev-a", "disconnected")]
+    assert "dev-a" not in h.ids
+    again = h.join(3, "dev-a")  # no token, and yet not ALREADY_JOINED
+    assert any(isinstance(m, Welcome) for m in to(again, 3))
