@@ -64,6 +64,15 @@ class BansChanged:
     addresses: frozenset[str]
 
 
+LEFT_WORDS: dict[LeftReason, str] = {
+    "left": "left",
+    "timeout": "timed out",
+    "kicked": "was removed by the host",
+    "disconnected": "disconnected",
+}
+"""How a log line says why a member is gone, on the host's side and the guests'."""
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     level: LogLevel

@@ -25,6 +25,7 @@ from loudsync_tui.protocol import (
     Join,
     Kicked,
     Leave,
+    LeftReason,
     MemberInfo,
     MemberJoined,
     MemberLeft,
@@ -91,7 +92,7 @@ class MembersUpdated:
 @dataclass(frozen=True, slots=True)
 class MemberGone:
     member_id: str
-    reason: str
+    reason: LeftReason
 
 
 @dataclass(frozen=True, slots=True)

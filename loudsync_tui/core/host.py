@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.effects import (
+    LEFT_WORDS,
     BansChanged,
     Broadcast,
     Close,
@@ -499,14 +500,8 @@ class HostSession:
             message = MemberLeft(timestamp=self.clock.wall_ms(), member_id=member.id, reason=reason)
             effects.append(Broadcast(others, message))
         effects.append(MemberRemoved(member.id, member.name, reason))
-        words = {
-            "left": "left",
-            "timeout": "timed out",
-            "kicked": "was kicked",
-            "disconnected": "disconnected",
-        }
         suffix = f" ({detail})" if detail else ""
-        effects.append(Log("info", f"{member.name} {words[reason]}{suffix}"))
+        effects.append(Log("info", f"{member.name} {LEFT_WORDS[reason]}{suffix}"))
         return effects
 
     def _rate_limited(self, c: _Conn) -> list[HostEffect]:

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock, SystemClock
-from loudsync_tui.core.effects import Log
+from loudsync_tui.core.effects import LEFT_WORDS, Log
 from loudsync_tui.core.guest import (
     Connect,
     Disconnect,
@@ -322,7 +322,7 @@ class GuestService:
                 case MemberGone(member_id=member_id, reason=reason):
                     guest = store.get().guest
                     gone = guest.members.get(member_id) if guest else None
-                    store.log_event(f"{gone.name if gone else member_id} {_left_words(reason)}")
+                    store.log_event(f"{gone.name if gone else member_id} {LEFT_WORDS[reason]}")
                     store.guest_member_left(member_id)
                 case LatencyMeasured(latency=latency):
                     store.guest_latency(latency)
@@ -413,15 +413,6 @@ class GuestService:
             task.cancel()
         if self.end is None:
             self._finish(Ended("Stopped", "left"))
-
-
-def _left_words(reason: str) -> str:
-    return {
-        "left": "left",
-        "timeout": "timed out",
-        "kicked": "was removed by the host",
-        "disconnected": "disconnected",
-    }.get(reason, reason)
 
 
 def _describe(exc: BaseException, address: HostAddress) -> str:
