@@ -65,7 +65,8 @@ class DiscoveryUnavailable(Exception):
 # Interfaces --------------------------------------------------------------------------
 
 
-def _machine_addresses() -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def machine_addresses() -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every IP address of this machine's interfaces."""
     found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
@@ -84,7 +85,7 @@ def _interface_plan(
     Explicit addresses are checked against this machine's own, because zeroconf skips an
     address it cannot bind with only a log line and would then run deaf and mute.
     """
-    machine = _machine_addresses()
+    machine = machine_addresses()
     if interfaces:
         chosen: list[str] = []
         for text in interfaces:

@@ -16,8 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-import ifaddr
-
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.effects import (
@@ -30,7 +28,7 @@ from loudsync_tui.core.effects import (
 )
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
-from loudsync_tui.net.discovery import Security, SessionAdvertiser
+from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.protocol import SessionInfo
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
@@ -60,11 +58,8 @@ def lan_address(bind: str, interfaces: tuple[str, ...] = ()) -> str:
         return bind
     if interfaces:
         return interfaces[0]
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
-                return ip.ip
-    return "127.0.0.1"
+    lan = (a for a in machine_addresses() if a.version == 4 and not a.is_loopback)
+    return str(next(lan, "127.0.0.1"))
 
 
 def _tick_period(cfg: HostConfig) -> float:
