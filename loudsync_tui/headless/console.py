@@ -12,8 +12,9 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.text import Text
 
-from loudsync_tui.identity import config_dir, default_name, load_identity
+from loudsync_tui.identity import Identity, config_dir, default_name, load_identity
 from loudsync_tui.store import AppStore, LogEntry, Unsubscribe
+from loudsync_tui.text import printable
 
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 
@@ -21,16 +22,19 @@ stderr = Console(stderr=True, highlight=False, log_path=False)
 stdout = Console(highlight=False, soft_wrap=True)
 
 
-def identity_from(args: argparse.Namespace) -> tuple[str, str]:
-    """(device id, display name) for this run; OSError says why the config dir failed."""
+def identity_from(args: argparse.Namespace) -> tuple[Identity, str]:
+    """(device identity with its key, display name) for this run; OSError says why the
+    config dir failed."""
     identity = load_identity(config_dir(getattr(args, "config_dir", None)))
-    return identity.device_id, getattr(args, "name", None) or default_name()
+    return identity, getattr(args, "name", None) or default_name()
 
 
 def log_line(entry: LogEntry) -> Text:
-    """`[HH:MM:SS] text`; the text is taken literally, so a guest's name is never markup."""
-    line = Text(time.strftime("[%H:%M:%S] ", time.localtime(entry.at / 1000)), style="dim")
-    line.append(entry.text, style=STYLES[entry.level])
+    """`[HH:MM:SS] text`; the text is taken literally, so a guest's name is never markup,
+    and escaped by `printable`, so it cannot rewrite the terminal or start a forged line."""
+    stamp = time.strftime("[%H:%M:%S] ", time.localtime(entry.at / 1000))
+    line = Text(stamp, style="dim")
+    line.append(printable(entry.text, indent=" " * len(stamp)), style=STYLES[entry.level])
     return line
 
 
@@ -62,7 +66,8 @@ def on_stop_signals(callback: Callable[[], None]) -> None:
 
 
 def fail(message: str, code: int = 1) -> int:
-    stderr.print(f"[bold red]error:[/] {message}")
+    """Print `message` (which may quote a peer: a close reason) as literal text."""
+    stderr.print(Text.assemble(("error:", "bold red"), " ", printable(message)))
     return code
 
 

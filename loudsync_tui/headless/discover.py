@@ -14,9 +14,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from loudsync_tui.net.discovery import DiscoveryUnavailable, discover_once
 from loudsync_tui.store import DiscoveredSession
+from loudsync_tui.text import printable
 
 
 def join_address(session: DiscoveredSession) -> str | None:
@@ -51,13 +53,17 @@ def _table(sessions: list[DiscoveredSession]) -> Table:
     table.add_column("Join with")
     table.add_column("Status")
     for session in sessions:
-        table.add_row(
+        # Whatever an mDNS record says is data: Text cells are never parsed as markup, and
+        # `printable` keeps escape sequences off the terminal (--json keeps the raw value).
+        status = "joinable" if session.joinable else f"not joinable: {session.why_not}"
+        cells = (
             session.name,
             session.host_name,
             f"{session.members}/{session.max_members}",
             join_address(session) or "-",
-            "joinable" if session.joinable else f"not joinable: {session.why_not}",
+            status,
         )
+        table.add_row(*(Text(printable(cell)) for cell in cells))
     return table
 
 

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from loudsync_tui.store import AppState, AppStore, Unsubscribe
+from loudsync_tui.text import printable
 from loudsync_tui.tui.widgets.keyed_table import Cell, KeyedTable
 
 Bans = tuple[frozenset[str], frozenset[str]]
@@ -84,7 +85,8 @@ class BansDialog(ModalScreen[None]):
             self.notify("Nobody is banned.")
             return
         self.store.lift_ban(key)
-        self.notify(f"Ban on {self.names.get(key, key)} lifted: they can join again.")
+        who = printable(self.names.get(key, key))  # a guest's own name: never markup
+        self.notify(f"Ban on {who} lifted: they can join again.", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

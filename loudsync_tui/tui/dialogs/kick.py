@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
+
+from loudsync_tui.text import printable
 
 KickChoice = Literal["kick", "ban-address"]
 
@@ -30,7 +33,8 @@ class KickDialog(ModalScreen[KickChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"Kick {self.member_name}?", classes="dialog-title")
+            # The name is the guest's own choice: literal text, never markup.
+            yield Static(Text(f"Kick {printable(self.member_name)}?"), classes="dialog-title")
             yield Static(
                 "They leave the session and their device cannot rejoin it. Banning the "
                 "address also keeps out any device from there.",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from textual.screen import Screen
 
 from loudsync_tui.store import AppState, AppStore, Unsubscribe
+from loudsync_tui.text import printable
 from loudsync_tui.tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ class StoreScreen(Screen[None]):
 
     def set_heading(self, where: str) -> None:
         """The title line (and the help screen's title) says where the user is."""
+        where = printable(where)  # often holds a session name a peer chose
         self.sub_title = where
-        self.query_one(TitleBar).show(where, self.loudsync.settings.name)
+        self.query_one(TitleBar).show(where, printable(self.loudsync.settings.name))
 
     def watch_store(self, selector: Callable[[AppState], T], draw: Callable[[T], Any]) -> None:
         """Draw `selector(state)` now and again whenever it changes, in one batch each time."""

@@ -3,6 +3,9 @@
 Redrawing by `clear()` would throw away where the user was; instead each refresh
 removes rows whose key is gone, updates only cells that changed and appends new rows.
 
+A `str` cell is shown as plain text: DataTable would parse it as markup, and a cell often
+holds a name a peer chose (`[/x]` would crash the app, `[@click=...]` make a link).
+
 Columns grow to fit a wider cell but never shrink on an update: DataTable re-measures
 the whole column for every narrower cell, which made a burst of 1,000 updates on a
 1,000-row table cost a million measurements (latency "9.8" -> "12" is narrower).
@@ -12,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
+
+from loudsync_tui.text import printable
 
 Cell = Text | str
 
@@ -48,12 +52,13 @@ class KeyedTable(DataTable[Cell]):
         for key, cells in rows.items():
             old = self._drawn.get(key)
             if old is None:
-                self.add_row(*cells, key=key)
+                self.add_row(*map(_plain, cells), key=key)
             elif old != cells:
                 for column, before, after in zip(columns, old, cells, strict=True):
                     if before != after:
-                        grows = _width(after) > self.columns[ColumnKey(column)].content_width
-                        self.update_cell(key, column, after, update_width=grows)
+                        shown = _plain(after)
+                        grows = shown.cell_len > self.columns[ColumnKey(column)].content_width
+                        self.update_cell(key, column, shown, update_width=grows)
             else:
                 continue
             self._drawn[key] = cells
@@ -63,5 +68,6 @@ class KeyedTable(DataTable[Cell]):
                 self.move_cursor(row=index, scroll=False)
 
 
-def _width(cell: Cell) -> int:
-    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+def _plain(cell: Cell) -> Text:
+    """A Text as given (its maker escaped it); a str as literal, printable text."""
+    return cell if isinstance(cell, Text) else Text(printable(cell))
