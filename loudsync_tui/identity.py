@@ -1,9 +1,10 @@
-"""This device's identity: a stable id kept in the user's config directory.
+"""This device's identity: a key pair kept in the user's config directory, and its id.
 
-Resume tokens and bans refer to the device id, so it must survive restarts. Two app
-instances of one user on one machine must not share an id (they could not host and
-join each other), so each running instance holds a lock on its identity file and a
-second instance takes the next free one.
+Resume tokens and bans refer to the device id, so it must survive restarts; the id is
+derived from the public key, so a JOIN can prove it (security/device_key.py) and nobody
+else can take it. Two app instances of one user on one machine must not share an
+identity (they could not host and join each other), so each running instance holds a
+lock on its slot and a second instance takes the next free one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import IO
 
 import platformdirs
 
+from loudsync_tui.security import device_key
+from loudsync_tui.security.device_key import DeviceKey
+
 APP_NAME = "loudsync-tui"
 ENV_CONFIG_DIR = "LOUDSYNC_CONFIG_DIR"
 MAX_INSTANCES = 64
@@ -28,6 +32,8 @@ class Identity:
     device_id: str
     slot: int
     """0 for the first running instance, 1 for the second, and so on."""
+    key: DeviceKey
+    """This slot's key pair; `device_id` is derived from it."""
 
 
 def config_dir(override: str | None = None) -> Path:
@@ -68,12 +74,16 @@ def load_identity(directory: Path) -> Identity:
             lock.close()
             continue
         _held_locks.append(lock)  # held for the life of the process
+        key_file = directory / f"device{suffix}.key"
+        try:
+            key = device_key.load_or_create(key_file)
+        except ValueError as exc:
+            raise OSError(f"{key_file} is not a device key ({exc}); move it away") from None
+        device_id = key.device_id
+        # The id file is only a readable copy now (the key decides); ids of the old
+        # random form (`dev-...`) are replaced, as nobody could prove them.
         id_file = directory / f"device{suffix}.id"
-        if id_file.exists():
-            device_id = id_file.read_text(encoding="utf-8").strip()
-            if device_id:
-                return Identity(device_id, slot)
-        device_id = new_id("dev-")
-        id_file.write_text(device_id + "\n", encoding="utf-8")
-        return Identity(device_id, slot)
+        if not id_file.exists() or id_file.read_text(encoding="utf-8").strip() != device_id:
+            id_file.write_text(device_id + "\n", encoding="utf-8")
+        return Identity(device_id, slot, key)
     raise OSError(f"more than {MAX_INSTANCES} instances are running from {directory}")

@@ -16,6 +16,7 @@ import errno
 import itertools
 import logging
 import ssl
+import weakref
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -27,6 +28,7 @@ from websockets.http11 import Request, Response
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.protocol import encode
+from loudsync_tui.security.device_key import CHALLENGE_HEADER, new_nonce
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class SessionServer:
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._challenges: weakref.WeakKeyDictionary[ServerConnection, str] = (
+            weakref.WeakKeyDictionary()
+        )
         self.port = 0
 
     async def listen(
@@ -65,7 +70,6 @@ class SessionServer:
     ) -> int:
         """Bind `port`, or the next free one of `tries` ports; returns the port bound."""
         cfg = self.session.config
-        last_error: OSError | None = None
         candidates = [0] if port == 0 else range(port, min(port + tries, 65536))
         for candidate in candidates:
             try:
@@ -74,13 +78,13 @@ class SessionServer:
                     bind,
                     candidate,
                     process_request=self._process_request,
+                    process_response=self._process_response,
                     max_size=cfg.max_frame_size,
                     ssl=ssl_context,
                     open_timeout=cfg.join_timeout,
                     logger=log,
                 )
             except OSError as exc:
-                last_error = exc
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                     continue
                 raise
@@ -90,7 +94,9 @@ class SessionServer:
             return self.port
         raise PortsUnavailable(
             errno.EADDRINUSE,
-            f"ports {port}-{port + tries - 1} on {bind} are all in use ({last_error})",
+            f"port {port} on {bind} is in use"
+            if tries == 1
+            else f"ports {port}-{port + tries - 1} on {bind} are all in use",
         )
 
     async def close(self, reason: str) -> None:
@@ -138,8 +144,9 @@ class SessionServer:
         conn = next(self._ids)
         self._sockets[conn] = ws
         address = _format_address(ws.remote_address)
+        challenge = self._challenges.pop(ws, None)
         try:
-            self.apply(self.session.connected(conn, address))
+            self.apply(self.session.connected(conn, address, challenge=challenge))
             async for data in ws:
                 self.apply(self.session.received(conn, data))
         except ConnectionClosed:
@@ -210,6 +217,16 @@ class SessionServer:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return Response(200, "OK", headers, body)
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        """Give every accepted handshake a fresh challenge for the JOIN proof to sign; in a
+        header, so the frame stream stays as Phase 1 clients know it."""
+        if response.status_code == 101:
+            challenge = new_nonce()
+            response.headers[CHALLENGE_HEADER] = challenge
+            self._challenges[connection] = challenge
 
 
 def _format_address(remote: object) -> str:

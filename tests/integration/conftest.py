@@ -14,6 +14,7 @@ import pytest
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore
 
 FAST_HOST = HostConfig(
@@ -28,7 +29,10 @@ FAST_HOST = HostConfig(
     heartbeat_timeout=0.6,
     join_timeout=0.5,
     discovery=False,
+    allow_unproven=True,
 )
+"""Most tests here are about other rules and join raw guests with readable ids
+(`dev-a`), which cannot be proven; tests of identity proofs turn this off."""
 
 
 @pytest.fixture(autouse=True)
@@ -70,12 +74,14 @@ async def make_guest() -> AsyncIterator[GuestFactory]:
     guests: list[GuestService] = []
     ids = itertools.count(1)
 
-    def make(address: str, **changes: Any) -> GuestService:
+    def make(address: str, *, key: DeviceKey | None = None, **changes: Any) -> GuestService:
+        """A guest `dev-n` joining unproven; with `key`, proving the id derived from it."""
         n = next(ids)
         config = GuestConfig(
             address=address,
             name=changes.pop("name", f"Guest {n}"),
-            device_id=changes.pop("device_id", f"dev-{n}"),
+            device_id=changes.pop("device_id", key.device_id if key else f"dev-{n}"),
+            device_key=None if key is None else key.private,
             connect_timeout=2.0,
             reconnect_attempts=3,
             reconnect_delay=0.05,

@@ -14,12 +14,15 @@ from loudsync_tui.protocol import (
     DeviceInfo,
     Heartbeat,
     Join,
+    JoinProof,
     MemberList,
     Message,
     decode,
     encode,
     now_ms,
 )
+from loudsync_tui.security.certificate import client_context
+from loudsync_tui.security.device_key import CHALLENGE_HEADER, DeviceKey, sign_join
 
 M = TypeVar("M")
 
@@ -41,17 +44,45 @@ class RawGuest:
         self._beats = asyncio.create_task(beat())
 
     @classmethod
-    async def connect(cls, port: int, **kwargs: object) -> RawGuest:
-        ws = await connect(f"ws://127.0.0.1:{port}/", ping_interval=None, **kwargs)  # type: ignore[arg-type]
+    async def connect(cls, port: int, *, tls: bool = False, **kwargs: object) -> RawGuest:
+        """Connected (over `wss://` with `tls`, the certificate unchecked), not joined."""
+        if tls:
+            kwargs["ssl"] = client_context()
+        url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/"
+        ws = await connect(url, ping_interval=None, **kwargs)  # type: ignore[arg-type]
         return cls(ws)
 
     @classmethod
-    async def joined(cls, port: int, device_id: str, name: str = "Raw") -> RawGuest:
+    async def joined(
+        cls, port: int, device_id: str, name: str = "Raw", *, key: DeviceKey | None = None
+    ) -> RawGuest:
         """Connected and joined, with WELCOME and MEMBER_LIST already read."""
         guest = await cls.connect(port)
-        await guest.join(device_id, name)
+        await guest.join(device_id, name, key=key)
         await guest.recv_type(MemberList)
         return guest
+
+    @property
+    def challenge(self) -> str | None:
+        """The nonce the host put in this connection's handshake response."""
+        response = self.ws.response
+        return None if response is None else response.headers.get(CHALLENGE_HEADER)
+
+    def proof(
+        self,
+        key: DeviceKey,
+        device_id: str,
+        session_id: str = "sess1",
+        *,
+        challenge: str | None = None,
+        fingerprint: str | None = None,
+    ) -> JoinProof:
+        """`key`'s proof for `device_id`, over this connection's challenge unless another
+        is given (to replay one); `fingerprint` is the host's, None for plain ws://."""
+        nonce = challenge if challenge is not None else self.challenge
+        assert nonce is not None, "the host sent no challenge"
+        signed = sign_join(key.private, nonce, session_id, fingerprint, device_id)
+        return JoinProof(public_key=signed.public_key, signature=signed.signature)
 
     async def send(self, message: Message | str | bytes) -> None:
         await self.ws.send(message if isinstance(message, str | bytes) else encode(message))
@@ -63,7 +94,13 @@ class RawGuest:
         session_id: str = "sess1",
         resume_token: str | None = None,
         version: int = PROTOCOL_VERSION,
+        *,
+        key: DeviceKey | None = None,
+        proof: JoinProof | None = None,
     ) -> None:
+        """JOIN; signed with `key` (or carrying `proof` as given), else unproven (Phase 1)."""
+        if proof is None and key is not None:
+            proof = self.proof(key, device_id, session_id)
         await self.send(
             Join(
                 timestamp=now_ms(),
@@ -71,6 +108,7 @@ class RawGuest:
                 protocol_version=version,
                 device=DeviceInfo(device_id, name, "raw"),
                 resume_token=resume_token,
+                proof=proof,
             )
         )
 

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
@@ -37,8 +38,20 @@ def host_config(name: str = "Friday") -> HostConfig:
     return HostConfig(name, "Grace", "dev-host", port=0, bind="127.0.0.1", discovery=False, **FAST)
 
 
-def guest_config(address: str = "", device: str = "dev-ada") -> GuestConfig:
-    return GuestConfig(address, "Ada", device, reconnect_attempts=1, reconnect_delay=0.1)
+ADA = DeviceKey.generate()
+ADA_ID = ADA.device_id
+"""Ada proves her id, as every guest built from an identity does."""
+
+
+def guest_config(address: str = "", device: DeviceKey = ADA) -> GuestConfig:
+    return GuestConfig(
+        address,
+        "Ada",
+        device.device_id,
+        reconnect_attempts=1,
+        reconnect_delay=0.1,
+        device_key=device.private,
+    )
 
 
 def live_services() -> Services:
@@ -54,7 +67,7 @@ async def bare_host() -> AsyncIterator[HostService]:
 
 
 def guest_app() -> LoudsyncApp:
-    settings = replace(AppSettings.for_device("Ada", "dev-ada"), guest=guest_config())
+    settings = replace(AppSettings.for_device("Ada", ADA_ID), guest=guest_config())
     return LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
 
 
@@ -99,7 +112,7 @@ async def test_enter_joins_and_kick_sends_the_guest_back_to_browse(
     async with app.run_test(size=(80, 24)) as pilot:
         await join_from_browse(app, pilot, bare_host)
         await wait_for(pilot, lambda: app.store.get().guest.session_name == "Friday")  # type: ignore[union-attr]
-        bare_host.kick("dev-ada")
+        bare_host.kick(ADA_ID)
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert any(n.title == "Kicked" for n in app._notifications)
         # A rejoin is refused, and that is a notice on Browse too.
@@ -127,7 +140,7 @@ async def test_host_table_shows_the_guest_with_latency_and_k_y_kicks() -> None:
         guest.start()
         table = app.screen.query_one(MemberTable)
         await wait_for(pilot, lambda: table.row_count == 2)
-        await wait_for(pilot, lambda: str(table.get_cell("dev-ada", "latency")) != "—")
+        await wait_for(pilot, lambda: str(table.get_cell(ADA_ID, "latency")) != "—")
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
         await pilot.press("y")
@@ -144,7 +157,8 @@ async def test_s_on_the_host_sends_every_guest_home() -> None:
         hosting = app.store.get().hosting
         assert hosting is not None
         guests = [
-            GuestService(guest_config(hosting.address, f"dev-{n}"), AppStore()) for n in range(2)
+            GuestService(guest_config(hosting.address, DeviceKey.generate()), AppStore())
+            for _ in range(2)
         ]
         for guest in guests:
             guest.start()
@@ -164,7 +178,7 @@ async def test_guest_shows_reconnecting_when_the_host_vanishes_and_recovers(
 ) -> None:
     proxy = await LinkProxy(bare_host.port).start()
     settings = replace(
-        AppSettings.for_device("Ada", "dev-ada"),
+        AppSettings.for_device("Ada", ADA_ID),
         guest=replace(guest_config(), reconnect_attempts=5, reconnect_delay=0.4),
     )
     app = LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
@@ -190,6 +204,6 @@ async def test_guest_shows_reconnecting_when_the_host_vanishes_and_recovers(
             assert isinstance(app.screen, GuestScreen)
             hosting = bare_host.store.get().hosting
             assert hosting is not None
-            assert hosting.members["dev-ada"].status == "connected"
+            assert hosting.members[ADA_ID].status == "connected"
     finally:
         await proxy.close()
