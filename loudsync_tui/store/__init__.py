@@ -10,6 +10,9 @@ from loudsync_tui.store.state import (
     HostingState,
     LogEntry,
     Member,
+    join_refusal,
+    rivals,
+    where,
 )
 from loudsync_tui.store.store import Store, Unsubscribe
 
@@ -27,5 +30,8 @@ __all__ = [
     "Member",
     "Store",
     "Unsubscribe",
+    "join_refusal",
     "member_from_info",
+    "rivals",
+    "where",
 ]

@@ -24,6 +24,8 @@ from loudsync_tui.store.state import (
     LogEntry,
     LogLevel,
     Member,
+    same_origin,
+    where,
 )
 from loudsync_tui.store.store import Store
 
@@ -63,6 +65,7 @@ def member_from_info(info: MemberInfo, device_type: str = "") -> Member:
         joined_at=info.joined_at,
         latency=info.latency,
         device_type=device_type,
+        proven=info.proven if isinstance(info.proven, bool) else None,
     )
 
 
@@ -94,12 +97,22 @@ class AppStore(Store[AppState]):
         self.log_event(f"Discovery unavailable: {error}", "warning")
 
     def session_seen(self, session: DiscoveredSession) -> None:
-        """A session appeared or its details changed (same key: updated in place)."""
+        """A session appeared or its details changed (same key and origin: updated in place).
+
+        A record under a known key from another address or port is another machine using
+        the same mDNS name: it gets a row of its own (`KEY @ ADDRESS:PORT`), so a rogue
+        announcement never silently replaces the row of the session it imitates.
+        """
 
         def update(s: AppState) -> AppState:
-            if s.discovery.sessions.get(session.key) == session:
+            known = s.discovery.sessions
+            seen = session
+            first = known.get(session.key)
+            if first is not None and not same_origin(first, session):
+                seen = replace(session, key=f"{session.key} @ {where(session)}")
+            if known.get(seen.key) == seen:
                 return s
-            sessions = {**s.discovery.sessions, session.key: session}
+            sessions = {**known, seen.key: seen}
             return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
 
         self.set(update)
@@ -107,10 +120,16 @@ class AppStore(Store[AppState]):
     session_updated = session_seen
 
     def session_lost(self, key: str) -> None:
+        """The mDNS name is gone: its row goes, with any other machine's row under it (a
+        goodbye does not say which of them sent it)."""
+
         def update(s: AppState) -> AppState:
-            if key not in s.discovery.sessions:
+            def lost(k: str) -> bool:
+                return k == key or k.startswith(f"{key} @ ")
+
+            if not any(lost(k) for k in s.discovery.sessions):
                 return s
-            sessions = {k: v for k, v in s.discovery.sessions.items() if k != key}
+            sessions = {k: v for k, v in s.discovery.sessions.items() if not lost(k)}
             return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
 
         self.set(update)

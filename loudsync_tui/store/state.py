@@ -42,6 +42,9 @@ class Member:
     joined_at: int
     latency: float | None = None
     device_type: str = ""
+    proven: bool | None = None
+    """False: the host admitted it without a device-key proof, so its id may be anyone's;
+    None: not said (the host's own row, or a host that does not check keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,39 @@ class DiscoveredSession:
     fingerprint: str | None = None
     """Advertised certificate fingerprint; the guest checks the real one against it."""
     pin_required: bool = False
+
+
+def join_refusal(session: DiscoveredSession) -> str | None:
+    """Why Browse will not join `session`, None if it may. A PIN is only ever sent inside
+    TLS and a real host refuses `--pin` with `--no-tls`, so a plain record that asks for
+    a PIN is refused as a likely impostor."""
+    if not session.joinable:
+        return session.why_not or "cannot join"
+    if session.pin_required and not session.encrypted:
+        return "PIN without TLS"
+    return None
+
+
+def where(session: DiscoveredSession) -> str:
+    """`ADDRESS:PORT` the session is joined at, as Browse shows it."""
+    return f"{session.addresses[0] if session.addresses else '?'}:{session.port}"
+
+
+def same_origin(a: DiscoveredSession, b: DiscoveredSession) -> bool:
+    """Whether two records come from one listener (same port, a shared address): an
+    update, not a second machine claiming the same session."""
+    shared = not a.addresses or not b.addresses or bool(set(a.addresses) & set(b.addresses))
+    return a.port == b.port and shared
+
+
+def rivals(sessions: Mapping[str, DiscoveredSession]) -> dict[str, tuple[DiscoveredSession, ...]]:
+    """session id -> the records that claim it, for ids claimed from more than one place.
+    Anyone on the LAN can announce any session; two claimants mean one may be an impostor,
+    so Browse shows both with a warning instead of picking one."""
+    claims: dict[str, list[DiscoveredSession]] = {}
+    for session in sessions.values():
+        claims.setdefault(session.session_id, []).append(session)
+    return {sid: tuple(found) for sid, found in claims.items() if len(found) > 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,4 +186,8 @@ __all__ = [
     "LeftReason",
     "LogEntry",
     "Member",
+    "join_refusal",
+    "rivals",
+    "same_origin",
+    "where",
 ]

@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.protocol import ConnectionStatus
-from loudsync_tui.security.trust import decide
+from loudsync_tui.security.trust import decide, host_label
 from loudsync_tui.store import (
     AppStore,
     ConnectionState,
@@ -150,7 +150,12 @@ class DemoGuest:
             changed = self.trust == "changed"
             observed = IMPOSTOR if changed else FINGERPRINT
             pinned = FINGERPRINT if changed else None
-            decision = decide("dev-grace", observed, pinned=pinned)
+            decision = decide(
+                host_label("Grace", "Friday listening"),
+                observed,
+                pinned=pinned,
+                address=self.config.address,
+            )
             store.guest_security(encrypted=True, fingerprint=observed)
             store.guest_ended(
                 decision.message, "untrusted", question=decision.message, changed=changed

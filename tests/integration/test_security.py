@@ -26,7 +26,7 @@ from loudsync_tui.protocol import (
     encode,
     now_ms,
 )
-from loudsync_tui.security.certificate import KEY_FILE, client_context, readable
+from loudsync_tui.security.certificate import KEY_FILE, client_context, comparison_code, readable
 from loudsync_tui.security.trust import KNOWN_HOSTS_FILE
 from loudsync_tui.store import AppStore, ConnectionState
 from tests.integration.conftest import FAST_HOST
@@ -112,7 +112,10 @@ async def test_guest_verifies_and_pins_a_tls_host(
     assert state.encrypted is True
     assert state.fingerprint == host.fingerprint
     pins = json.loads((tmp_path / "guest" / KNOWN_HOSTS_FILE).read_text())
-    assert pins == {"host-grace": host.fingerprint}
+    assert pins == {
+        "hosts": {"host-grace": host.fingerprint},
+        "addresses": {f"127.0.0.1:{host.port}": host.fingerprint},
+    }
 
 
 async def test_first_contact_by_address_asks_before_going_on(tls_host: Any, guests: Any) -> None:
@@ -127,12 +130,34 @@ async def test_first_contact_by_address_asks_before_going_on(tls_host: Any, gues
     assert len(host.core.members) == 1  # nobody joined before the user decided
 
 
-async def test_advertised_fingerprint_is_trusted_without_asking(tls_host: Any, guests: Any) -> None:
+async def test_a_fingerprint_the_user_gave_is_trusted_without_asking(
+    tls_host: Any, guests: Any
+) -> None:
     host: HostService = await tls_host()
     guest: GuestService = guests(
         f"127.0.0.1:{host.port}", expected_fingerprint=readable(host.fingerprint or "")
     )
     await _connected(guest)
+
+
+async def test_an_advertised_fingerprint_alone_still_asks_naming_the_host(
+    tls_host: Any, guests: Any
+) -> None:
+    """Anyone on the LAN can announce a session with their own fp: a match is no proof."""
+    host: HostService = await tls_host()
+    fingerprint = host.fingerprint or ""
+    guest: GuestService = guests(f"127.0.0.1:{host.port}", advertised_fingerprint=fingerprint)
+    end = await within(guest.wait_ended())
+    assert end.code == "untrusted"
+    state = guest.store.get().guest
+    assert state is not None
+    assert state.trust_changed is False
+    assert state.fingerprint == fingerprint
+    question = state.trust_question or ""
+    assert comparison_code(fingerprint) in question
+    assert "Grace's session “Test session”" in question
+    assert "host-grace" not in question
+    assert len(host.core.members) == 1
 
 
 async def test_impostor_with_another_certificate_is_refused_loudly(
@@ -150,7 +175,7 @@ async def test_impostor_with_another_certificate_is_refused_loudly(
     second: GuestService = guests(f"127.0.0.1:{port}", trust_new=True)
     end = await within(second.wait_ended())
     assert end.code == "untrusted"
-    assert "does not match the pinned one" in end.reason
+    assert "does not match the one pinned for this host" in end.reason
     assert len(impostor.core.members) == 1  # nothing reached the impostor's session
 
     # Only an explicit choice replaces the pin, and only for the fingerprint shown.
@@ -164,10 +189,13 @@ async def test_impostor_with_another_certificate_is_refused_loudly(
 
 async def test_advertised_fingerprint_that_differs_is_refused(tls_host: Any, guests: Any) -> None:
     host: HostService = await tls_host()
-    guest: GuestService = guests(f"127.0.0.1:{host.port}", expected_fingerprint="ab" * 32)
+    guest: GuestService = guests(f"127.0.0.1:{host.port}", advertised_fingerprint="ab" * 32)
     end = await within(guest.wait_ended())
     assert end.code == "untrusted"
     assert "advertised" in end.reason
+    state = guest.store.get().guest
+    assert state is not None
+    assert state.fingerprint is None  # nothing the user could accept: refused outright
 
 
 async def test_pinned_host_that_turns_plaintext_is_refused(tls_host: Any, guests: Any) -> None:
@@ -284,3 +312,107 @@ async def test_kicked_device_and_address_stay_out_until_the_ban_is_lifted(
     assert hosting is not None
     assert hosting.banned == frozenset()
     assert hosting.banned_addresses == frozenset()
+
+
+# Impostors and PINs -----------------------------------------------------------------
+
+
+def _frames(host: HostService) -> list[str | bytes]:
+    """Every frame `host`'s core receives from now on (a JOIN would carry the PIN)."""
+    seen: list[str | bytes] = []
+    received = host.core.received
+
+    def record(conn: Any, data: str | bytes) -> Any:
+        seen.append(data)
+        return received(conn, data)
+
+    host.core.received = record  # type: ignore[method-assign]
+    return seen
+
+
+async def _pinned_then_gone(tls_host: Any, guests: Any) -> int:
+    """A TLS host with a PIN the guest met and pinned; it stops and frees its port."""
+    real: HostService = await tls_host("keys-real", pin="4821")
+    first: GuestService = guests(f"127.0.0.1:{real.port}", trust_new=True, pin="4821")
+    await _connected(first)
+    await first.aclose()
+    port = real.port
+    await real.aclose()
+    return port
+
+
+async def test_a_plain_impostor_with_a_new_host_id_at_a_pinned_address_never_gets_the_pin(
+    tls_host: Any, guests: Any
+) -> None:
+    port = await _pinned_then_gone(tls_host, guests)
+    impostor = HostService(
+        replace(FAST_HOST, host_id="host-rogue", port=port, port_tries=1), AppStore()
+    )
+    await impostor.start()
+    frames = _frames(impostor)
+    try:
+        guest: GuestService = guests(f"127.0.0.1:{port}", trust_new=True, pin="4821")
+        end = await within(guest.wait_ended())
+        assert end.code == "untrusted"
+        assert "unencrypted" in end.reason
+        assert f"pinned for 127.0.0.1:{port}" in end.reason
+        assert frames == []  # not even a connection: no JOIN, no PIN
+        assert len(impostor.core.members) == 1
+    finally:
+        await impostor.aclose()
+
+
+async def test_a_tls_impostor_with_a_new_host_id_at_a_pinned_address_is_refused(
+    tls_host: Any, guests: Any
+) -> None:
+    port = await _pinned_then_gone(tls_host, guests)
+    impostor: HostService = await tls_host(
+        "keys-impostor", host_id="host-rogue", port=port, port_tries=1
+    )
+    frames = _frames(impostor)
+    guest: GuestService = guests(f"127.0.0.1:{port}", trust_new=True, pin="4821")
+    end = await within(guest.wait_ended())
+    assert end.code == "untrusted"
+    assert f"pinned for 127.0.0.1:{port}" in end.reason
+    state = guest.store.get().guest
+    assert state is not None
+    assert state.trust_changed is True  # the loud question, not the routine first meeting
+    assert frames == []
+
+
+async def test_a_given_fingerprint_refuses_a_plain_impostor_before_the_pin_is_sent(
+    guests: Any,
+) -> None:
+    impostor = HostService(FAST_HOST, AppStore())
+    await impostor.start()
+    frames = _frames(impostor)
+    try:
+        guest: GuestService = guests(
+            f"127.0.0.1:{impostor.port}", expected_fingerprint="ab" * 32, pin="482913"
+        )
+        end = await within(guest.wait_ended())
+        assert end.code == "untrusted"
+        assert "unencrypted" in end.reason
+        assert frames == []
+    finally:
+        await impostor.aclose()
+
+
+async def test_a_pin_is_never_sent_to_a_plain_host(guests: Any) -> None:
+    plain = HostService(FAST_HOST, AppStore())
+    await plain.start()
+    frames = _frames(plain)
+    try:
+        guest: GuestService = guests(f"127.0.0.1:{plain.port}", pin="482913")
+        end = await within(guest.wait_ended())
+        assert end.code == "untrusted"
+        assert "PIN was not sent" in end.reason
+        assert frames == []
+    finally:
+        await plain.aclose()
+
+
+async def test_a_plain_host_refuses_a_pin() -> None:
+    host = HostService(replace(FAST_HOST, pin="4821"), AppStore())
+    with pytest.raises(HostStartError, match="PIN needs TLS"):
+        await host.start()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from textual.widgets import Static
+
 from loudsync_tui.config import HostConfig
+from loudsync_tui.net.discovery import Security, SessionAdvertiser
 from loudsync_tui.net.host_service import HostService
+from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, ConnectionState
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.screens.guest import GuestScreen
@@ -34,7 +40,8 @@ async def test_browse_lists_a_running_host_and_enter_joins_it(tmp_path: Path) ->
     )
     await host.start()
     try:
-        base = AppSettings.for_device("Ada", "dev-browse-guest")
+        device = DeviceKey.generate()  # the host admits proven devices only
+        base = AppSettings.for_device("Ada", device.device_id, device.private)
         settings = replace(
             base,
             interfaces=LOOPBACK,
@@ -67,6 +74,56 @@ async def test_browse_lists_a_running_host_and_enter_joins_it(tmp_path: Path) ->
             )
             hosting = host.store.get().hosting
             assert hosting is not None
-            assert "dev-browse-guest" in hosting.members
+            assert device.device_id in hosting.members
     finally:
         await host.aclose()
+
+
+async def test_two_records_claiming_one_session_are_both_listed_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A rogue copies the real announcement (name, host name, session id) but says tls=0:
+    Browse shows both rows with their addresses and warns, and picks neither."""
+    tag = uuid.uuid4().hex[:8]
+    info = SessionInfo(
+        id=f"claimed-{tag}",
+        name=f"Claimed {tag}",
+        host_id="dev-real",
+        host_name="Grace",
+        max_members=10,
+        member_count=1,
+        protocol_version=PROTOCOL_VERSION,
+    )
+    real, rogue = SessionAdvertiser(LOOPBACK), SessionAdvertiser(LOOPBACK)
+    await real.start(info, 40101, security=Security("ab12" * 16, pin_required=True))
+    await rogue.start(info, 40102, security=Security(None, pin_required=True))
+    try:
+        base = AppSettings.for_device("Ada", "dev-rival-guest")
+        settings = replace(
+            base, interfaces=LOOPBACK, guest=replace(base.guest, trust_dir=str(tmp_path))
+        )
+        app = LoudsyncApp(store=AppStore(), settings=settings, services=default_services())
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.screen.query_one(SessionTable)
+
+            def claims() -> list[str]:
+                sessions = app.store.get().discovery.sessions
+                return sorted(k for k, s in sessions.items() if s.session_id == info.id)
+
+            await wait_for(pilot, lambda: len(claims()) == 2, within=8)
+            keys = claims()
+            await wait_for(pilot, lambda: all(k in table.rows for k in keys))
+            addresses = {str(table.get_cell(k, "address")) for k in keys}
+            assert addresses == {"127.0.0.1:40101", "127.0.0.1:40102"}
+            notes = {str(table.get_cell(k, "note")) for k in keys}
+            assert notes == {"⚠ rival PIN", "⚠ rival ✗ PIN without TLS"}
+            warning = app.screen.query_one("#browse-warning", Static)
+            await wait_for(pilot, lambda: warning.display)
+            said = str(warning.render())
+            assert f"2 announcements claim “Claimed {tag}”" in said
+            assert "127.0.0.1:40101" in said
+            assert "127.0.0.1:40102" in said
+            assert "impostor" in said
+    finally:
+        await rogue.stop()
+        await real.stop()

@@ -9,11 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Digits, Input, Static
 
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
-from loudsync_tui.security.certificate import short
+from loudsync_tui.security.certificate import comparison_code, short
 from loudsync_tui.security.trust import KnownHosts
 from loudsync_tui.store import AppStore, ConnectionState
 from loudsync_tui.tui.app import LoudsyncApp
@@ -25,7 +25,7 @@ from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
 from tests.tui.helpers import wait_for
-from tests.tui.test_live import guest_config, host_config, live_services, seen
+from tests.tui.test_live import ADA_ID, guest_config, host_config, live_services, seen
 
 PIN = "2468"
 
@@ -41,7 +41,7 @@ async def tls_host(tmp_path: Path) -> AsyncIterator[HostService]:
 
 def guest_app(trust_dir: Path) -> LoudsyncApp:
     settings = replace(
-        AppSettings.for_device("Ada", "dev-ada"),
+        AppSettings.for_device("Ada", ADA_ID),
         guest=replace(guest_config(), trust_dir=str(trust_dir)),
     )
     return LoudsyncApp(store=AppStore(), settings=settings, services=live_services())
@@ -76,20 +76,32 @@ async def test_join_by_address_shows_the_fingerprint_and_yes_pins_it(
         assert KnownHosts(tmp_path / "guest").get("dev-host") == fingerprint
 
 
-async def test_pin_session_from_browse_asks_for_the_pin_and_joins(
+async def test_pin_session_from_browse_asks_trust_first_then_the_pin_and_joins(
     tls_host: HostService, tmp_path: Path
 ) -> None:
     app = guest_app(tmp_path / "guest")
     async with app.run_test(size=(80, 24)) as pilot:
+        fingerprint = tls_host.fingerprint
+        assert fingerprint is not None
         advertised = replace(
-            seen(tls_host), encrypted=True, fingerprint=tls_host.fingerprint, pin_required=True
+            seen(tls_host), encrypted=True, fingerprint=fingerprint, pin_required=True
         )
         app.store.session_seen(advertised)
         await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.query("TextPrompt Input"))
         app.screen.query_one(Input).value = "1357"
-        await pilot.press("enter")  # wrong: refused, asked again
+        await pilot.press("enter")
+        # First meeting: the advertised fp matches, but that proves nothing. The dialog
+        # shows the code large and names the host by its names; the PIN is not sent yet.
+        await wait_for(pilot, lambda: app.screen.query("TrustDialog #trust-question"))
+        assert "danger" not in app.screen.query_one(".dialog").classes
+        assert app.screen.query_one("#trust-code", Digits).value == comparison_code(fingerprint)
+        question = str(app.screen.query_one("#trust-question", Static).render())
+        assert "Grace's session “Friday”" in question
+        assert "dev-host" not in question
+        assert len(tls_host.core._pin_guard) == 0  # no JOIN, so no PIN, reached the host
+        await pilot.press("y")  # then the PIN goes, and is wrong: refused, asked again
         await wait_for(
             pilot,
             lambda: "not accepted" in str(app.screen.query_one("#prompt-hint", Static).render()),
@@ -99,7 +111,7 @@ async def test_pin_session_from_browse_asks_for_the_pin_and_joins(
         await wait_for(pilot, lambda: connected(app))
         hosting = tls_host.store.get().hosting
         assert hosting is not None
-        assert "dev-ada" in hosting.members
+        assert ADA_ID in hosting.members
 
 
 async def test_changed_fingerprint_is_refused_by_default(
@@ -114,7 +126,7 @@ async def test_changed_fingerprint_is_refused_by_default(
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert KnownHosts(tmp_path / "guest").get("dev-host") == "00" * 32
-        assert "dev-ada" not in tls_host.store.get().hosting.members  # type: ignore[union-attr]
+        assert ADA_ID not in tls_host.store.get().hosting.members  # type: ignore[union-attr]
 
 
 async def test_kick_with_address_ban_then_b_lists_and_lifts(tmp_path: Path) -> None:
@@ -147,7 +159,7 @@ async def test_kick_with_address_ban_then_b_lists_and_lifts(tmp_path: Path) -> N
         await wait_for(pilot, lambda: app.screen.query("BansDialog BanTable"))
         bans = app.screen.query_one(BanTable)
         await wait_for(pilot, lambda: bans.row_count == 2)
-        assert {k.value for k in bans.rows} == {"dev-ada", "127.0.0.1"}
+        assert {k.value for k in bans.rows} == {ADA_ID, "127.0.0.1"}
         await pilot.press("l")
         await wait_for(pilot, lambda: bans.row_count == 1)
         await pilot.press("l")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from textual.widgets import Input, Static
+from textual.widgets import Digits, Input, Static
 
 from loudsync_tui.store import AppStore, DiscoveredSession
 from loudsync_tui.tui.app import LoudsyncApp
@@ -72,6 +72,8 @@ async def test_host_shows_the_whole_fingerprint_in_groups_and_the_pin(
         assert lines[0].startswith("fingerprint AB12 AB12")
         assert "PIN 4321" in lines[0]
         assert " ".join(shown.split()[1:]).replace("PIN 4321 ", "") == " ".join(["AB12"] * 16)
+        code = app.screen.query_one("#host-code", Digits)  # the code to read out, large
+        assert (code.value, code.display) == ("AB12 AB12 AB12 AB12", True)
 
 
 async def test_plain_host_says_unencrypted_and_help_lists_the_new_keys(
@@ -83,6 +85,11 @@ async def test_plain_host_says_unencrypted_and_help_lists_the_new_keys(
         shown = text_of(app, "#host-security")
         assert "unencrypted (--no-tls)" in shown
         assert "no PIN" in shown
+        assert not app.screen.query_one("#host-code-row").display
+        await pilot.press("p")  # a PIN only travels inside TLS: none for a plain session
+        await pilot.pause()
+        assert isinstance(app.screen, HostScreen)
+        assert store.get().hosting.pin is None  # type: ignore[union-attr]
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert isinstance(app.screen, HelpScreen)
@@ -172,8 +179,13 @@ async def test_browse_marks_pin_and_plain_sessions_and_joins_plain_without_tls(
         table = app.screen.query_one(SessionTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         notes = [str(table.get_cell(f"s{n}", "note")) for n in (1, 2, 3, 4)]
-        assert notes == ["ok", "PIN", "plain", "PIN plain"]
-        await pilot.press("down", "down", "enter")  # plain, no PIN: joins at once, without TLS
+        # A PIN only travels inside TLS: a plain record asking for one is refused outright.
+        assert notes == ["ok", "PIN", "plain", "✗ PIN without TLS"]
+        await pilot.press("down", "down", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, BrowseScreen)
+        assert fakes.guests == []
+        await pilot.press("up", "enter")  # plain, no PIN: joins at once, without TLS
         await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
         config = fakes.guests[0].config
         assert (config.pin, config.expected_fingerprint, config.tls) == (None, None, False)
@@ -198,7 +210,9 @@ async def test_enter_on_a_pin_session_asks_for_the_pin_and_checks_the_host(
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
         config = fakes.guests[0].config
-        assert (config.pin, config.expected_fingerprint, config.tls) == ("2468", FP, True)
+        assert (config.pin, config.advertised_fingerprint, config.tls) == ("2468", FP, True)
+        # The advertisement is checked, but it is not a fingerprint the user verified.
+        assert (config.expected_fingerprint, config.trust_new) == (None, False)
         assert config.address == "192.168.1.2:8080"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from loudsync_tui.store import AppState, DiscoveryState
+from loudsync_tui.store import AppState, DiscoveryState, join_refusal, rivals, where
+from loudsync_tui.text import printable
 from loudsync_tui.tui.screens.base import StoreScreen
 from loudsync_tui.tui.widgets.session_table import SessionTable
 from loudsync_tui.tui.widgets.title_bar import TitleBar
@@ -36,6 +38,7 @@ class BrowseScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("", id="browse-status", classes="info")
+        yield Static("", id="browse-warning", classes="info")
         yield SessionTable(id="sessions")
         yield Static(EMPTY_TEXT, id="browse-empty", classes="empty")
         yield Footer()
@@ -54,6 +57,9 @@ class BrowseScreen(StoreScreen):
         elif discovery.browsing:
             status += " · searching…"
         self.query_one("#browse-status", Static).update(status)
+        warning = self.query_one("#browse-warning", Static)
+        warning.update(Text("\n".join(_rival_warnings(discovery)), style="bold yellow"))
+        warning.display = bool(rivals(discovery.sessions))
         empty = self.query_one("#browse-empty", Static)
         if discovery.error:
             empty.update(NO_DISCOVERY_TEXT.format(error=discovery.error))
@@ -75,9 +81,20 @@ class BrowseScreen(StoreScreen):
         if session is None:
             self.notify("No session selected. Press a to join by address.", severity="warning")
             return
-        if not session.joinable:
-            self.notify(f"Cannot join {session.name}: {session.why_not}", severity="warning")
+        if (refusal := join_refusal(session)) is not None:
+            self.notify(  # the name is whatever an mDNS record said: never markup
+                f"Cannot join {printable(session.name)}: {printable(refusal)}",
+                severity="warning",
+                markup=False,
+            )
             return
+        if session.session_id in rivals(state.discovery.sessions):
+            self.notify(
+                "Another announcement claims this session: compare the code with the host's "
+                "screen before trusting it.",
+                title="Possible impostor",
+                severity="warning",
+            )
         self.loudsync.join_discovered(session)
 
     def action_host(self) -> None:
@@ -88,3 +105,12 @@ class BrowseScreen(StoreScreen):
 
     def action_rescan(self) -> None:
         self.loudsync.rescan()
+
+
+def _rival_warnings(discovery: DiscoveryState) -> list[str]:
+    """One line per session claimed from more than one place, with every address."""
+    return [
+        f"⚠ {len(claims)} announcements claim “{printable(claims[0].name)}” "
+        f"({', '.join(printable(where(s)) for s in claims)}): one may be an impostor."
+        for claims in rivals(discovery.sessions).values()
+    ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static
+from textual.containers import Horizontal
+from textual.widgets import Digits, Footer, Static
 
+from loudsync_tui.security.certificate import comparison_code
 from loudsync_tui.store import HostingState
+from loudsync_tui.text import printable
 from loudsync_tui.tui import format
 from loudsync_tui.tui.dialogs.bans import BansDialog
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
@@ -34,6 +38,10 @@ class HostScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("Starting the session…", id="host-info", classes="info")
+        with Horizontal(id="host-code-row"):
+            # Large, so guests compare one short thing aloud (the trust dialog shows it too).
+            yield Static("code to\nread out", id="host-code-label")
+            yield Digits("", id="host-code")
         yield Static("", id="host-security", classes="info")
         yield MemberTable(id="members")
         yield EventLog(id="log")
@@ -49,13 +57,21 @@ class HostScreen(StoreScreen):
         if hosting is None:
             return
         self.set_heading(f"Hosting {hosting.session_name}")
+        # A session name may hold brackets ("[/x] Party"): literal text, never markup.
         self.query_one("#host-info", Static).update(
-            f"[b]{hosting.session_name}[/b]   address to give out: [b]{hosting.address}[/b]"
-            f"   members {len(hosting.members)}/{hosting.max_members}"
+            Text.assemble(
+                (printable(hosting.session_name), "bold"),
+                "   address to give out: ",
+                (hosting.address, "bold"),
+                f"   members {len(hosting.members)}/{hosting.max_members}",
+            )
         )
         self.query_one("#host-security", Static).update(
             format.host_security(hosting.fingerprint, hosting.pin)
         )
+        if hosting.fingerprint is not None:
+            self.query_one("#host-code", Digits).update(comparison_code(hosting.fingerprint))
+        self.query_one("#host-code-row").display = hosting.fingerprint is not None
         self.query_one(MemberTable).show(hosting.members, hosting.host_id)
 
     def action_kick(self) -> None:
@@ -82,6 +98,12 @@ class HostScreen(StoreScreen):
     def action_pin(self) -> None:
         hosting = self.store.get().hosting
         if hosting is None:
+            return
+        if hosting.fingerprint is None:
+            self.notify(
+                "A PIN needs TLS: it is only sent encrypted. Host without --no-tls to use one.",
+                severity="error",
+            )
             return
 
         def answered(choice: PinChoice | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from loudsync_tui.store import DiscoveredSession
+from loudsync_tui.store import DiscoveredSession, rivals
 from loudsync_tui.tui import format
 from loudsync_tui.tui.widgets.keyed_table import KeyedTable
 
@@ -19,4 +19,7 @@ class SessionTable(KeyedTable):
     )
 
     def show(self, sessions: Mapping[str, DiscoveredSession]) -> None:
-        self.reconcile({key: format.session_cells(s) for key, s in sessions.items()})
+        contested = {s.key for claims in rivals(sessions).values() for s in claims}
+        self.reconcile(
+            {key: format.session_cells(s, key in contested) for key, s in sessions.items()}
+        )
