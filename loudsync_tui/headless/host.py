@@ -9,7 +9,7 @@ from dataclasses import replace
 from loudsync_tui.config import HostConfig, host_config_from_args
 from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stdout
 from loudsync_tui.net.host_service import HostService, HostStartError
-from loudsync_tui.security.certificate import readable
+from loudsync_tui.security.certificate import comparison_code, readable
 from loudsync_tui.store import AppStore
 
 
@@ -21,16 +21,19 @@ async def serve_headless(config: HostConfig) -> int:
         await service.start()
     except HostStartError as exc:
         return fail(str(exc))
+    # A PIN the user chose is not repeated anywhere; a generated one is shown once, on
+    # stdout with the ready line, because stderr tends to end up in system logs.
+    generated_pin = service.core.pin if config.pin == "" else None
+    pin_part = f"; PIN: {generated_pin}" if generated_pin else ""
     stdout.print(
         f"session {service.session_id} listening on {service.url} "
-        f"(join with: loudsync-tui join {service.give_out})"
+        f"(join with: loudsync-tui join {service.give_out}{pin_part})"
     )
     if service.fingerprint:
         store.log_event(f"Fingerprint (compare aloud): {readable(service.fingerprint)}")
+        store.log_event(f"Code guests compare: {comparison_code(service.fingerprint)}")
     else:
         store.log_event("Serving unencrypted ws:// (--no-tls)", "warning")
-    if service.core.pin:
-        store.log_event(f"PIN: {service.core.pin}")
     on_stop_signals(service.stop)
     await service.wait_closed()
     return 0
@@ -38,12 +41,12 @@ async def serve_headless(config: HostConfig) -> int:
 
 def run_host(args: argparse.Namespace) -> int:
     try:
-        host_id, name = identity_from(args)
+        identity, name = identity_from(args)
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
     if args.heartbeat_timeout <= args.heartbeat_interval:
         return fail("--heartbeat-timeout must be longer than --heartbeat-interval", 2)
-    config = host_config_from_args(args, host_id, name)
+    config = host_config_from_args(args, identity.device_id, name)
     if not config.session_name:
         config = replace(config, session_name=f"{name}'s session")
     return asyncio.run(serve_headless(config))
