@@ -37,6 +37,8 @@ from loudsync_tui.store import AppStore, HostingState, member_from_info
 
 log = logging.getLogger(__name__)
 
+PIN_NEEDS_TLS = "A PIN needs TLS: it is only sent encrypted, so a --no-tls session cannot have one"
+
 
 class HostStartError(Exception):
     """The session could not start; the message says why in words a person can act on."""
@@ -89,6 +91,7 @@ class HostService:
             advertiser = SessionAdvertiser(config.interfaces)
         self._advertiser = advertiser
         self._advertised = False
+        self._announcing: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self.port = 0
@@ -114,6 +117,8 @@ class HostService:
         cfg = self.config
         if cfg.pin is not None and (problem := check_pin_format(cfg.pin)):
             raise HostStartError(f"Bad PIN: {problem}")
+        if cfg.pin is not None and not cfg.tls:
+            raise HostStartError(PIN_NEEDS_TLS)
         ssl_context = None
         if cfg.tls:
             try:
@@ -121,6 +126,7 @@ class HostService:
                     load_or_create, Path(cfg.key_dir) if cfg.key_dir else config_dir()
                 )
                 ssl_context = self.certificate.server_context()
+                self.core.fingerprint = self.certificate.fingerprint  # JOIN proofs bind it
             except (OSError, ValueError) as exc:
                 raise HostStartError(f"Cannot load or create the host certificate: {exc}") from None
         try:
@@ -128,7 +134,9 @@ class HostService:
                 cfg.bind, cfg.port, cfg.port_tries, ssl_context=ssl_context
             )
         except OSError as exc:
-            raise HostStartError(f"Cannot listen on {cfg.bind}:{cfg.port}: {exc}") from None
+            # strerror, not str(exc): "[Errno 98]" is no help to a person, and said it twice.
+            why = exc.strerror or str(exc)
+            raise HostStartError(f"Cannot listen on {cfg.bind}:{cfg.port}: {why}") from None
         self.address = lan_address(cfg.bind, cfg.interfaces)
         if cfg.port not in (0, self.port):
             self.store.log_event(f"Port {cfg.port} was taken; listening on {self.port}", "warning")
@@ -148,17 +156,23 @@ class HostService:
         )
         self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
         if self._advertiser is not None:
-            try:
-                await self._advertiser.start(
-                    self.core.session_info(), self.port, [self.address], self._security()
-                )
-                self._advertised = True
-            except Exception as exc:
-                self.store.log_event(
-                    f"Not advertised on the LAN ({exc}); guests can join by address "
-                    f"{self.give_out}",
-                    "warning",
-                )
+            # mDNS probing takes about two seconds; guests can join by address meanwhile,
+            # so the session is ready (and says so) as soon as it listens.
+            self._announcing = asyncio.create_task(
+                self._announce(self._advertiser), name="announce"
+            )
+
+    async def _announce(self, advertiser: Advertiser) -> None:
+        try:
+            await advertiser.start(
+                self.core.session_info(), self.port, [self.address], self._security()
+            )
+            self._advertised = True
+        except Exception as exc:
+            self.store.log_event(
+                f"Not advertised on the LAN ({exc}); guests can join by address {self.give_out}",
+                "warning",
+            )
 
     # HostControl ----------------------------------------------------------------
 
@@ -170,6 +184,9 @@ class HostService:
 
     def set_pin(self, pin: str | None) -> None:
         """A new PIN for joins from now on ("" generates one); members already in stay."""
+        if pin is not None and not self.config.tls:
+            self.store.log_event(PIN_NEEDS_TLS, "error")
+            return
         if pin == "":
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
@@ -185,6 +202,10 @@ class HostService:
             return
         try:
             await self.server.close(reason)
+            if self._announcing is not None and not self._announcing.done():
+                self._announcing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._announcing
             if self._advertised and self._advertiser is not None:
                 with contextlib.suppress(Exception):
                     await self._advertiser.stop()

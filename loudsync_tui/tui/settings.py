@@ -19,6 +19,7 @@ from loudsync_tui.config import (
     host_config_from_args,
 )
 from loudsync_tui.identity import config_dir, default_name, load_identity
+from loudsync_tui.tui.logfile import log_path
 
 StartScreen = Literal["browse", "host", "join"]
 
@@ -36,15 +37,17 @@ class AppSettings:
     """Template; `session_name` is filled in when the user hosts."""
     guest: GuestConfig = field(default_factory=lambda: GuestConfig("", "", ""))
     """Template; `address` is filled in when the user joins."""
+    log_file: str | None = None
+    """This instance's own log file; None: log nowhere (tests, the demo)."""
 
     @classmethod
-    def for_device(cls, name: str, device_id: str) -> AppSettings:
-        """Defaults for every option, with this device's name and id in the templates."""
+    def for_device(cls, name: str, device_id: str, device_key: bytes | None = None) -> AppSettings:
+        """Defaults for every option, with this device's name, id and key in the templates."""
         return cls(
             name=name,
             device_id=device_id,
             host=HostConfig("", name, device_id),
-            guest=GuestConfig("", name, device_id),
+            guest=GuestConfig("", name, device_id, device_key=device_key),
         )
 
 
@@ -63,7 +66,8 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         tls=args.tls,
         key_dir=str(directory),
     )
-    guest = GuestConfig("", name, identity.device_id, trust_dir=str(directory))
+    key = identity.key.private
+    guest = GuestConfig("", name, identity.device_id, trust_dir=str(directory), device_key=key)
     start: StartScreen = "browse"
     session_name: str | None = None
     address: str | None = None
@@ -74,7 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
     elif command == "join":
         start = "join"
         address = args.address
-        guest = replace(guest_config_from_args(args, identity.device_id, name), address="")
+        guest = replace(guest_config_from_args(args, identity.device_id, name, key), address="")
     return AppSettings(
         name=name,
         device_id=identity.device_id,
@@ -84,4 +88,5 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         join_address=address,
         host=host,
         guest=guest,
+        log_file=str(log_path(directory, identity.slot)),
     )

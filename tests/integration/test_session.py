@@ -315,7 +315,7 @@ async def test_full_session_refuses_and_the_guest_does_not_retry(
     second = make_guest(f"127.0.0.1:{host.port}")
     end = await within(second.wait_ended())
     assert end.code == "refused"
-    assert "SESSION_FULL" in end.reason
+    assert end.reason == "Join refused: session is full (2 of 2 members)"
     assert second.core is not None
     assert second.core.attempt == 0
     state = second.store.get().guest

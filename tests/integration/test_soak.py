@@ -152,7 +152,7 @@ class Soak:
             state = guest.store.get().guest
             if guest.end is not None:
                 assert guest.end.code == "refused", guest.end
-                assert "ALREADY_JOINED" in guest.end.reason, guest.end
+                assert "is already in the session" in guest.end.reason, guest.end  # ALREADY_JOINED
                 self.leave(slot)
                 self.counts["refused"] += 1
             elif state is not None and state.connection is ConnectionState.FAILED:

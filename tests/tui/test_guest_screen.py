@@ -33,6 +33,11 @@ def link_text(app: LoudsyncApp) -> str:
     return str(app.screen.query_one("#guest-link").render())
 
 
+def footer_text(app: LoudsyncApp) -> str:
+    """The key descriptions the Footer shows now."""
+    return " ".join(str(key.render()) for key in app.screen.query("FooterKey"))
+
+
 async def test_guest_shows_session_members_and_latency(
     app: LoudsyncApp, store: AppStore, fakes: FakeServices
 ) -> None:
@@ -57,11 +62,19 @@ async def test_reconnecting_shows_attempt_and_countdown_then_retry(
         )
         await wait_for(pilot, lambda: "reconnecting, attempt 2/3" in link_text(app))
         assert "next try in" in link_text(app)
+        assert "latency" not in link_text(app)  # no figure for a link that is down
+        assert "Retry" not in footer_text(app)  # r does nothing until the link has failed
+        store.guest_connection(
+            ConnectionState.RECONNECTING, attempt=2, max_attempts=3, next_attempt_at=now - 1
+        )
+        await wait_for(pilot, lambda: "attempt 2/3: connecting…" in link_text(app))
+        assert "next try in" not in link_text(app)
         await pilot.press("r")  # not failed yet: retry is disabled
         assert guest.retried == 0
         guest.end("Could not reach the host after 3 attempts", "failed")
         await wait_for(pilot, lambda: "failed" in link_text(app))
         assert isinstance(app.screen, GuestScreen)
+        await wait_for(pilot, lambda: "Retry" in footer_text(app))
         await pilot.press("r")
         assert guest.retried == 1
 

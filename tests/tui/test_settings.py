@@ -28,3 +28,13 @@ def test_every_start_hosts_with_tls_and_pins_in_the_config_dir(
 def test_no_tls_host_serves_plain(tmp_path: Path) -> None:
     args = build_parser().parse_args(["--config-dir", str(tmp_path), "host", "--no-tls"])
     assert settings_from_args(args).host.tls is False
+
+
+def test_each_instance_and_each_config_dir_logs_to_its_own_file(tmp_path: Path) -> None:
+    parser = build_parser()
+    first = settings_from_args(parser.parse_args(["--config-dir", str(tmp_path / "a")]))
+    second = settings_from_args(parser.parse_args(["--config-dir", str(tmp_path / "a")]))
+    other = settings_from_args(parser.parse_args(["--config-dir", str(tmp_path / "b")]))
+    assert first.log_file == str(tmp_path / "a" / "loudsync-tui.log")
+    assert second.log_file == str(tmp_path / "a" / "loudsync-tui-2.log")  # a second instance
+    assert other.log_file == str(tmp_path / "b" / "loudsync-tui.log")

@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from loudsync_tui.security.pin import MIN_PIN_DIGITS, check_pin_format
+from loudsync_tui.tui.dialogs.text_prompt import SubmitInput
 
 OFF_WORDS = frozenset({"off", "none", "no"})
 """Typed instead of digits, these remove the PIN: a word works in every terminal, where a
@@ -31,7 +32,6 @@ def pin_problem(text: str) -> str | None:
 
 class PinDialog(ModalScreen[PinChoice | None]):
     BINDINGS = [
-        Binding("enter", "submit", "OK", priority=True),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -45,7 +45,7 @@ class PinDialog(ModalScreen[PinChoice | None]):
         with Vertical(classes="dialog"):
             yield Static(title, classes="dialog-title")
             yield Static(now)
-            yield Input(placeholder=f"{MIN_PIN_DIGITS}+ digits, or empty", id="pin-input")
+            yield SubmitInput(placeholder=f"{MIN_PIN_DIGITS}+ digits, or empty", id="pin-input")
             yield Static(
                 "Enter sets it; empty generates one. Type [b]off[/b] to require no PIN. "
                 "Members already in stay. Esc cancels.",
@@ -65,6 +65,10 @@ class PinDialog(ModalScreen[PinChoice | None]):
             )
             return
         self.dismiss(PinChoice(text))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -14,9 +15,20 @@ Validator = Callable[[str], str | None]
 """Returns an error message, or None when the text is fine."""
 
 
+class SubmitInput(Input):
+    """An Input whose Enter is listed in the Footer as "OK".
+
+    Enter must be the Input's own key, never a priority binding of the dialog: that would
+    run before the Input had taken the keys typed before it in the same burst (a paste,
+    an SSH link that batches keystrokes, `tmux send-keys 'text' Enter`). The Input's
+    Submitted message comes after those keys, in order.
+    """
+
+    BINDINGS = [Binding("enter", "submit", "OK")]
+
+
 class TextPrompt(ModalScreen[str | None]):
     BINDINGS = [
-        Binding("enter", "submit", "OK", priority=True),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -38,9 +50,10 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
-            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
-            yield Static(self.hint, id="prompt-hint", classes="dialog-detail")
+            # Titles name sessions ("PIN for <an mDNS name>"): literal text, never markup.
+            yield Static(Text(self.title_text), classes="dialog-title")
+            yield SubmitInput(value=self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Static(Text(self.hint), id="prompt-hint", classes="dialog-detail")
         yield Footer()
 
     def action_submit(self) -> None:
@@ -49,9 +62,14 @@ class TextPrompt(ModalScreen[str | None]):
         if error is None and self.validator is not None:
             error = self.validator(text)
         if error is not None:
-            self.query_one("#prompt-hint", Static).update(f"[b red]{error}[/]")
+            # The error may quote what was typed ("'[/x]' is not a port number").
+            self.query_one("#prompt-hint", Static).update(Text(error, style="bold red"))
             return
         self.dismiss(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

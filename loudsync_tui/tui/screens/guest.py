@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from loudsync_tui.store import ConnectionState, GuestState
+from loudsync_tui.text import printable
 from loudsync_tui.tui import format
 from loudsync_tui.tui.screens.base import StoreScreen
 from loudsync_tui.tui.widgets.event_log import EventLog
@@ -41,14 +42,17 @@ class GuestScreen(StoreScreen):
         if guest is None:
             return
         name = guest.session_name or guest.address
-        host = f" hosted by [b]{guest.host_name}[/b]" if guest.host_name else ""
         count = f"   members {len(guest.members)}" if guest.members else ""
         if guest.max_members:
             count += f"/{guest.max_members}"
         self.set_heading(f"In {name}")
-        self.query_one("#guest-info", Static).update(
-            Text.from_markup(f"[b]{name}[/b]{host} at {guest.address}{count}")
-        )
+        # The names are the host's choice: assembled as literal text, never parsed as markup.
+        info = Text(printable(name), style="bold")
+        if guest.host_name:
+            info.append(" hosted by ")
+            info.append(printable(guest.host_name), style="bold")
+        info.append(f" at {printable(guest.address)}{count}")
+        self.query_one("#guest-info", Static).update(info)
         self._draw_link(guest)
         self.query_one("#guest-security", Static).update(format.guest_security(guest))
         self.query_one(MemberTable).show(guest.members, guest.client_id)
@@ -57,8 +61,9 @@ class GuestScreen(StoreScreen):
     def _draw_link(self, guest: GuestState) -> None:
         line = format.connection(guest, self.loudsync.monotonic())
         line = Text("link: ", style="dim") + line
-        line.append("   your latency: ", style="dim")
-        line.append(format.latency(guest.latency).plain + " ms")
+        if guest.connection is ConnectionState.CONNECTED and guest.latency is not None:
+            line.append("   your latency: ", style="dim")
+            line.append(format.latency(guest.latency).plain + " ms")
         self.query_one("#guest-link", Static).update(line)
 
     def _tick(self) -> None:
@@ -70,8 +75,8 @@ class GuestScreen(StoreScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "retry":
             guest = self.store.get().guest
-            # None: shown in the Footer but dimmed until the link has failed.
-            return True if guest and guest.connection is ConnectionState.FAILED else None
+            # Only offered once the link has failed: a key that does nothing is not shown.
+            return bool(guest and guest.connection is ConnectionState.FAILED)
         return True
 
     def action_leave(self) -> None:

@@ -8,23 +8,31 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 _NOISE = {"focus_next", "focus_previous", "copy_text"}
 
 
 def key_rows(screen: Screen[object]) -> list[tuple[str, str]]:
-    """(keys, description) of the screen's active bindings: its own and the app's first,
-    then the focused widget's (moving around a table), keys joined per description."""
+    """(keys, description) of the app's keys active on `screen`, keys joined per description.
+
+    Only the screen's and the app's own bindings: a focused widget's (DataTable's page
+    and cursor keys) are its internals, summed up in one line where a table is shown.
+    """
     own: dict[str, list[str]] = {}
-    widget: dict[str, list[str]] = {}
     for active in screen.active_bindings.values():
         binding = active.binding
         if binding.system or not binding.description or binding.action.rsplit(".", 1)[-1] in _NOISE:
             continue
-        rows = own if active.node in (screen, screen.app) else widget
-        rows.setdefault(binding.description, []).append(screen.app.get_key_display(binding))
-    return [(" / ".join(keys), what) for what, keys in (*own.items(), *widget.items())]
+        if active.node not in (screen, screen.app):
+            continue
+        if screen.check_action(binding.action, ()) is False:
+            continue  # a key that does nothing here now is not listed
+        own.setdefault(binding.description, []).append(screen.app.get_key_display(binding))
+    rows = [(" / ".join(keys), what) for what, keys in own.items()]
+    if screen.query(DataTable):
+        rows.append(("↑ / ↓", "Move through the table"))
+    return rows
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,35 @@
+"""Option values are checked on the command line: a usage error exits 2 with the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from loudsync_tui.cli import build_parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["join", "h", "--pin", "abc"], "a PIN is digits only"),
+        (["join", "h", "--pin", "12"], "at least 4 digits"),
+        (["host", "--pin", "12"], "at least 4 digits"),
+        (["host", "--pin", "\uff11\uff12\uff13\uff14"], "digits only"),  # fullwidth: not ASCII
+        (["host", "--session-id", "a b"], "a session id is 1-128 letters"),
+        (["join", "h", "--session-id", "x" * 129], "a session id is 1-128 letters"),
+        (["host", "--session-id", "\x1b[2J"], "a session id is 1-128 letters"),
+    ],
+)
+def test_bad_values_exit_2_with_the_reason(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert reason in capsys.readouterr().err
+
+
+def test_good_values_pass_and_a_bare_pin_asks_for_a_generated_one() -> None:
+    args = build_parser().parse_args(["host", "--pin", "--session-id", "Fri_day-1.0"])
+    assert args.pin == ""
+    assert args.session_id == "Fri_day-1.0"
+    assert build_parser().parse_args(["join", "h", "--pin", "0042"]).pin == "0042"
