@@ -34,6 +34,28 @@ def _port(text: str) -> int:
     return value
 
 
+def _pin(text: str) -> str:
+    """A PIN is checked here, so a typo is a usage error, never a wrong guess at the host."""
+    from loudsync_tui.security.pin import check_pin_format
+
+    if text and (problem := check_pin_format(text)):
+        raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
+    return text
+
+
+SESSION_ID_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+)
+
+
+def _session_id(text: str) -> str:
+    if not 0 < len(text) <= 128 or not set(text) <= SESSION_ID_CHARACTERS:
+        raise argparse.ArgumentTypeError(
+            f"a session id is 1-128 letters, digits, '-', '_' or '.', got {text!r}"
+        )
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -101,11 +123,14 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
         default=15.0,
         help="seconds of silence before a member is dropped (default: 15)",
     )
-    parser.add_argument("--session-id", default=None, help="fixed session id (default: random)")
+    parser.add_argument(
+        "--session-id", type=_session_id, default=None, help="fixed session id (default: random)"
+    )
     parser.add_argument(
         "--pin",
         nargs="?",
         const="",
+        type=_pin,
         default=None,
         help="require a PIN to join; without a value one is generated and shown",
     )
@@ -115,10 +140,18 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
         dest="discovery",
         help="do not advertise the session on the LAN",
     )
+    parser.add_argument(
+        "--allow-unproven",
+        action="store_true",
+        help="also admit guests that cannot prove their device key (older clients); "
+        "they are marked unproven",
+    )
 
 
 def _add_join_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pin", default=None, help="the session PIN, if the host asks for one")
+    parser.add_argument(
+        "--pin", type=_pin, default=None, help="the session PIN, if the host asks for one"
+    )
     parser.add_argument(
         "--fingerprint",
         default=None,
@@ -136,7 +169,10 @@ def _add_join_options(parser: argparse.ArgumentParser) -> None:
         help="accept a host whose fingerprint changed, and pin the new one",
     )
     parser.add_argument(
-        "--session-id", default=None, help="the session id (default: asked of the host)"
+        "--session-id",
+        type=_session_id,
+        default=None,
+        help="the session id (default: asked of the host)",
     )
     parser.add_argument(
         "--connect-timeout", type=_seconds, default=10.0, help="seconds (default: 10)"
@@ -190,8 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PIN_NEEDS_TLS = (
+    "--pin needs TLS: a PIN is only ever sent inside TLS, so it cannot protect a --no-tls "
+    "session (drop --no-tls, or --pin)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "host" and args.pin is not None and not args.tls:
+        parser.error(PIN_NEEDS_TLS)  # exits 2, as any usage error, before anything starts
     if args.command == "discover":
         from loudsync_tui.headless.discover import run_discover
 

@@ -6,7 +6,7 @@ Durations are seconds (floats), as on the command line; the wire carries millise
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 8080
@@ -43,6 +43,9 @@ class HostConfig:
     """Where the host key and certificate live; None: the user config directory."""
     pin: str | None = None
     """A PIN every JOIN must carry; None: no PIN."""
+    allow_unproven: bool = False
+    """Admit guests whose JOIN carries no device-key proof (Phase 1 clients); they are
+    marked unproven and may not use a key-derived (`k-`) id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +66,22 @@ class GuestConfig:
     pin: str | None = None
     tls: bool | None = None
     """True: wss only; False: plain ws; None: try TLS, fall back to plain with a warning
-    (refused for a host pinned with a certificate)."""
+    (refused when any fingerprint is expected, and never with a PIN)."""
     expected_fingerprint: str | None = None
-    """The fingerprint advertised for this host (mDNS TXT `fp`) or given by the user."""
+    """The fingerprint the user verified: given with `--fingerprint`, or accepted at the
+    trust question. A match counts as verified."""
+    advertised_fingerprint: str | None = None
+    """The mDNS TXT `fp`: anyone on the LAN can announce one, so a match is not enough to
+    trust a first-seen host, but a certificate that differs is refused."""
     trust_dir: str | None = None
     """Where fingerprints pinned on first use are kept; None: nothing is pinned."""
     trust_new: bool = False
     """Accept and pin a host seen for the first time without asking."""
     replace_pin: bool = False
     """Accept a fingerprint that differs from the pinned one and pin it instead."""
+    device_key: bytes | None = field(default=None, repr=False)
+    """This device's raw Ed25519 private key, to prove `device_id` at JOIN (the id must be
+    the one derived from it); None: join unproven, which only hosts allowing it accept."""
 
 
 def _config_dir(override: str | None) -> Path:
@@ -97,15 +107,19 @@ def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> 
         tls=args.tls,
         pin=args.pin,
         key_dir=str(_config_dir(getattr(args, "config_dir", None))),
+        allow_unproven=getattr(args, "allow_unproven", False),
     )
 
 
-def guest_config_from_args(args: argparse.Namespace, device_id: str, name: str) -> GuestConfig:
-    """The `join` command's options."""
+def guest_config_from_args(
+    args: argparse.Namespace, device_id: str, name: str, device_key: bytes | None = None
+) -> GuestConfig:
+    """The `join` command's options, with the identity that proves `device_id`."""
     return GuestConfig(
         address=args.address,
         name=name,
         device_id=device_id,
+        device_key=device_key,
         session_id=args.session_id,
         connect_timeout=args.connect_timeout,
         reconnect_attempts=max(0, args.reconnect_attempts),

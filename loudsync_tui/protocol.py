@@ -14,6 +14,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from loudsync_tui.text import UNSAFE_CLASS
+
 PROTOCOL_VERSION: Final = 1
 """The version this build speaks; a JOIN with any other version is refused."""
 
@@ -70,12 +72,22 @@ def now_ms() -> int:
 
 
 # Bounds that keep one peer from handing another absurd values; generous for people.
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Text = Annotated[str, msgspec.Meta(max_length=1024)]
-Millis = Annotated[int, msgspec.Meta(ge=0)]
-PositiveMillis = Annotated[int, msgspec.Meta(gt=0)]
-Latency = Annotated[float, msgspec.Meta(ge=0)]
+# No string a peer sends may hold a character a terminal acts on or that reorders text
+# (see loudsync_tui/text.py): names and reasons reach screens, logs and other guests.
+PRINTABLE: Final = f"^[^{UNSAFE_CLASS}]*$"
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=PRINTABLE)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
+Text = Annotated[str, msgspec.Meta(max_length=1024, pattern=PRINTABLE)]
+Token = Annotated[str, msgspec.Meta(max_length=256, pattern=PRINTABLE)]
+MAX_WALL_MS: Final = 32_503_680_000_000
+"""3000-01-01 in ms since the epoch: later timestamps are refused, so a date a peer sends
+always formats (`10**23` would overflow the local-time conversion)."""
+MAX_MEMBERS: Final = 10_000
+"""The most members a session may have; a guest holds no more, whatever a host claims."""
+Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_WALL_MS)]
+PositiveMillis = Annotated[int, msgspec.Meta(gt=0, le=86_400_000)]
+"""A duration such as the heartbeat interval: at most a day."""
+Latency = Annotated[float, msgspec.Meta(ge=0, le=3_600_000)]
 ConnectionStatus = Literal["connected", "disconnected", "reconnecting", "pending"]
 LeftReason = Literal["left", "timeout", "kicked", "disconnected"]
 
@@ -85,7 +97,7 @@ class DeviceInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
     id: Id
     name: Name
-    type: Annotated[str, msgspec.Meta(max_length=32)]
+    type: Annotated[str, msgspec.Meta(max_length=32, pattern=PRINTABLE)]
 
 
 class MemberInfo(msgspec.Struct, frozen=True, rename="camel"):
@@ -97,6 +109,10 @@ class MemberInfo(msgspec.Struct, frozen=True, rename="camel"):
     connection_status: ConnectionStatus
     joined_at: Millis
     latency: Latency | None = None
+    proven: bool | msgspec.UnsetType = msgspec.UNSET
+    """True: the host verified the member's device key at JOIN; False: the host let it in
+    without one (`allow_unproven`). Absent for the host's own row and from hosts that do
+    not check keys, so the encoding of older peers is unchanged."""
 
 
 class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
@@ -106,8 +122,8 @@ class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
     name: Name
     host_id: Id
     host_name: Name
-    max_members: Annotated[int, msgspec.Meta(ge=1)]
-    member_count: Annotated[int, msgspec.Meta(ge=0)]
+    max_members: Annotated[int, msgspec.Meta(ge=1, le=MAX_MEMBERS)]
+    member_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_MEMBERS)]
     protocol_version: Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -126,13 +142,24 @@ class _Message(
 # Guest to host ---------------------------------------------------------------
 
 
+class JoinProof(msgspec.Struct, frozen=True, rename="camel"):
+    """Possession of the device key: the Ed25519 public key and its signature over the
+    connection's challenge (see security/device_key.py), both base64url without padding."""
+
+    public_key: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    signature: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
 class Join(_Message, tag="JOIN", frozen=True):
     session_id: Id
     protocol_version: int
     device: DeviceInfo
-    resume_token: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    pin: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    resume_token: Token | None = None
+    pin: Annotated[str, msgspec.Meta(max_length=32, pattern=PRINTABLE)] | None = None
     """The session PIN, when the host asks for one; only ever sent inside TLS."""
+    proof: JoinProof | None = None
+    """Proves that the device holds the key its id is derived from; absent from Phase 1
+    clients, which only a host allowing unproven guests admits."""
 
 
 class Leave(_Message, tag="LEAVE", frozen=True):
@@ -153,7 +180,7 @@ class Ping(_Message, tag="PING", frozen=True):
 
 class Welcome(_Message, tag="WELCOME", frozen=True):
     client_id: Id
-    resume_token: Annotated[str, msgspec.Meta(max_length=256)]
+    resume_token: Token
     session: SessionInfo
     heartbeat_interval: PositiveMillis
     heartbeat_timeout: PositiveMillis
@@ -283,6 +310,8 @@ def _explain(text: str | bytes, error: str) -> str:
     if not isinstance(kind, str) or kind not in _TAGS:
         return f"unknown message type {kind!r}"
     detail, _, path = error.partition(" - at ")
+    if "matching regex" in detail:  # PRINTABLE is the only pattern: say what it means
+        detail = "contains a control character"
     detail = detail.replace("`", "").removeprefix("Object ")
     detail = f"{detail[:1].lower()}{detail[1:]}"
     if path:

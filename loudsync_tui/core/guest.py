@@ -17,12 +17,15 @@ from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.effects import Log
 from loudsync_tui.protocol import (
+    MAX_MEMBERS,
     PROTOCOL_VERSION,
     CloseCode,
     DeviceInfo,
     Error,
+    ErrorCode,
     Heartbeat,
     Join,
+    JoinProof,
     Kicked,
     Leave,
     LeftReason,
@@ -41,9 +44,20 @@ from loudsync_tui.protocol import (
     should_reconnect,
     type_name,
 )
+from loudsync_tui.security.device_key import sign_join
 from loudsync_tui.store.state import ConnectionState
 
 EndCode = Literal["left", "kicked", "closed", "refused", "failed", "untrusted", "pin"]
+REFUSALS: dict[ErrorCode, str] = {
+    ErrorCode.SESSION_FULL: "the session is full",
+    ErrorCode.SESSION_NOT_FOUND: "no such session at this address",
+    ErrorCode.ALREADY_JOINED: "this device is already in the session",
+    ErrorCode.UNAUTHORIZED: "the host does not let this device in",
+    ErrorCode.VERSION_MISMATCH: "the host speaks another protocol version",
+    ErrorCode.RATE_LIMITED: "too many attempts; wait a minute",
+    ErrorCode.INVALID_MESSAGE: "the host did not understand the join",
+}
+"""Words for a refusal whose ERROR came without a text; codes are not for people."""
 LATENCY_SMOOTHING = 0.3
 """Weight of a new round-trip sample in the moving average."""
 
@@ -97,7 +111,8 @@ class MemberGone:
 
 @dataclass(frozen=True, slots=True)
 class LatencyMeasured:
-    latency: float
+    latency: float | None
+    """None when there is no link to measure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,11 @@ class GuestSession:
         self._open = False
         self._pings: dict[int, float] = {}
         self._leaving = False
+        self._member_ids: set[str] = set()
+        self._max_members = MAX_MEMBERS
+        self._overflow_logged = False
+        self._setup_ping: int | None = None
+        """The timestamp of the PING sent on WELCOME, whose round trip is not a sample."""
 
     # Commands -------------------------------------------------------------------
 
@@ -167,7 +187,8 @@ class GuestSession:
         self.ended = None
         return self._connect(ConnectionState.CONNECTING)
 
-    def leave(self, reason: str = "user quit") -> list[GuestEffect]:
+    def leave(self, reason: str | None = None) -> list[GuestEffect]:
+        """Leave for good; `reason`, when given, is shown to the others after "left"."""
         if self.ended is not None:
             return []
         self._leaving = True
@@ -180,10 +201,27 @@ class GuestSession:
 
     # Socket events ----------------------------------------------------------------
 
-    def opened(self) -> list[GuestEffect]:
-        """The WebSocket handshake completed; ask to join (resuming if we can)."""
+    def opened(
+        self, *, challenge: str | None = None, fingerprint: str | None = None
+    ) -> list[GuestEffect]:
+        """The WebSocket handshake completed; ask to join (resuming if we can).
+
+        `challenge` is the nonce from the host's handshake response and `fingerprint` the
+        host certificate's (None over plain ws://). With a device key and a challenge the
+        JOIN proves the id; a host that sent no challenge (Phase 1) gets a plain JOIN.
+        """
         self._open = True
         self._welcome_deadline = self.clock.monotonic() + self.config.connect_timeout
+        proof = None
+        if self.config.device_key is not None and challenge is not None:
+            signed = sign_join(
+                self.config.device_key,
+                challenge,
+                self.session_id,
+                fingerprint,
+                self.config.device_id,
+            )
+            proof = JoinProof(public_key=signed.public_key, signature=signed.signature)
         join = Join(
             timestamp=self.clock.wall_ms(),
             session_id=self.session_id,
@@ -191,6 +229,7 @@ class GuestSession:
             device=DeviceInfo(self.config.device_id, self.config.name, self.config.device_type),
             resume_token=self.resume_token,
             pin=self.config.pin,
+            proof=proof,
         )
         return [Transmit(join)]
 
@@ -279,56 +318,108 @@ class GuestSession:
                 self._heartbeat_interval = message.heartbeat_interval / 1000
                 self._heartbeat_timeout = message.heartbeat_timeout / 1000
                 self._welcome_deadline = None
+                self._max_members = min(message.session.max_members, MAX_MEMBERS)
                 self.attempt = 0
                 self.state = ConnectionState.CONNECTED
+                self._pings.clear()
+                first_ping = self._heartbeat(now, ping_only=True)
+                self._setup_ping = next(iter(self._pings))
                 return [
                     StateChanged(ConnectionState.CONNECTED),
                     Welcomed(message, resumed),
-                    *self._heartbeat(now, ping_only=True),
+                    *first_ping,
                 ]
             case MemberList(members=members):
-                return [MembersReplaced(members)]
+                self._member_ids = set()
+                kept = self._admit_members(members)
+                return [MembersReplaced(kept), *self._overflow_log(len(members) - len(kept))]
             case MemberJoined(member=member):
-                return [MembersUpdated([member])]
+                kept = self._admit_members([member])
+                return [MembersUpdated(kept)] if kept else self._overflow_log(1)
             case MemberUpdated(members=members):
-                return [MembersUpdated(members)]
+                kept = self._admit_members(members)
+                effects = [MembersUpdated(kept)] if kept else []
+                return effects + self._overflow_log(len(members) - len(kept))
             case MemberLeft(member_id=member_id, reason=reason):
+                if member_id not in self._member_ids:
+                    return []
+                self._member_ids.discard(member_id)
                 return [MemberGone(member_id, reason)]
             case Pong():
                 return self._on_pong(message, now)
             case Kicked(reason=reason):
                 return self._end(reason or "You were removed by the host", "kicked")
             case SessionClosed(reason=reason):
-                return self._end(f"The session was closed: {reason}", "closed")
+                # The host's own words ("The host ended the session") say it already.
+                return self._end(reason or "The host ended the session", "closed")
             case Error(code=code, message=text, details=details):
                 if self.state is not ConnectionState.CONNECTED:
                     needs_pin = bool(details and details.get("pinRequired"))
                     return [
                         Disconnect(CloseCode.NORMAL, "join refused"),
                         *self._end(
-                            f"Join refused: {code}: {text}", "pin" if needs_pin else "refused"
+                            f"Join refused: {text or REFUSALS.get(code, 'no reason given')}",
+                            "pin" if needs_pin else "refused",
                         ),
                     ]
-                return [Log("warning", f"The host reported {code}: {text}")]
+                return [Log("warning", f"The host reported a problem: {text or code}")]
             case _:
                 return [Log("warning", f"Ignored {type_name(message)}: only guests send it")]
 
+    def _admit_members(self, members: list[MemberInfo]) -> list[MemberInfo]:
+        """The members this guest will hold: known ones, and new ones while there is room.
+
+        A host cannot make a guest hold more than the session's advertised maximum (nor
+        more than MAX_MEMBERS whatever it advertises): each member costs memory and
+        redraw time, and 30,000 of them froze a guest for 38 s.
+        """
+        kept: list[MemberInfo] = []
+        for member in members:
+            if member.id not in self._member_ids:
+                if len(self._member_ids) >= self._max_members:
+                    continue
+                self._member_ids.add(member.id)
+            kept.append(member)
+        return kept
+
+    def _overflow_log(self, refused: int) -> list[GuestEffect]:
+        if refused <= 0 or self._overflow_logged:
+            return []
+        self._overflow_logged = True
+        return [
+            Log(
+                "warning",
+                f"The host sent more members than the session's maximum of "
+                f"{self._max_members}; ignored the extra ones",
+            )
+        ]
+
     def _heartbeat(self, now: float, *, ping_only: bool = False) -> list[GuestEffect]:
         self._next_heartbeat = now + self._heartbeat_interval
+        probe = self._probe(now)
+        if ping_only:
+            return probe
+        return [Transmit(Heartbeat(timestamp=self.clock.wall_ms())), *probe]
+
+    def _probe(self, now: float) -> list[GuestEffect]:
+        """One PING, remembered by its timestamp so its PONG gives a round trip."""
         wall = self.clock.wall_ms()
         self._pings[wall] = now
         if len(self._pings) > 8:
             self._pings.pop(next(iter(self._pings)))
         latency = None if self.latency is None else round(self.latency, 1)
-        ping = Transmit(Ping(timestamp=wall, latency=latency))
-        if ping_only:
-            return [ping]
-        return [Transmit(Heartbeat(timestamp=wall)), ping]
+        return [Transmit(Ping(timestamp=wall, latency=latency))]
 
     def _on_pong(self, pong: Pong, now: float) -> list[GuestEffect]:
         sent = self._pings.pop(pong.ping_timestamp, None)
         if sent is None:
             return []
+        if pong.ping_timestamp == self._setup_ping:
+            # The PING sent with the JOIN's answer waits on everything a new connection
+            # sets up at both ends (98 ms measured where the link takes 2): it is no
+            # sample. A second probe, sent now the link is settled, gives the first one.
+            self._setup_ping = None
+            return self._probe(now)
         host_hold_ms = max(0, pong.timestamp - pong.received_at)
         sample = max(0.0, (now - sent) * 1000 - host_hold_ms)
         if self.latency is None:
@@ -351,6 +442,9 @@ class GuestSession:
         self._next_heartbeat = None
         self._welcome_deadline = None
         effects: list[GuestEffect] = [Log("warning", why[:1].upper() + why[1:])]
+        if self.latency is not None:  # a figure from a link that is gone says nothing now
+            self.latency = None
+            effects.append(LatencyMeasured(None))
         if self.resume_token is None or self.attempt >= self.config.reconnect_attempts:
             self.state = ConnectionState.FAILED
             self.failure = why

@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from msgspec import UNSET
+
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.effects import (
@@ -56,6 +58,7 @@ from loudsync_tui.protocol import (
     decode,
     type_name,
 )
+from loudsync_tui.security.device_key import is_key_id, verify_join
 from loudsync_tui.security.pin import PinGuard, pin_matches
 
 LATENCY_MIN_CHANGE_MS = 5.0
@@ -83,6 +86,8 @@ class _Conn:
     address: str
     opened_at: float
     bucket: TokenBucket
+    challenge: str | None = None
+    """The nonce the adapter sent in this connection's handshake; a JOIN proof signs it."""
     member_id: str | None = None
     closing: bool = False
 
@@ -104,15 +109,21 @@ class _Member:
     latency: float | None = None
     last_seen: float = 0.0
     dropped_at: float | None = None
-    heard: bool = False
-    """Sent anything after WELCOME, so it holds its resume token."""
     ip: str = ""
     sent_status: ConnectionStatus = "connected"
     sent_latency: float | None = None
+    proven: bool | None = None
+    """Whether the JOIN proved the device key; None for the host's own row."""
 
     def info(self) -> MemberInfo:
         return MemberInfo(
-            self.id, self.name, self.is_host, self.status, self.joined_at, self.latency
+            self.id,
+            self.name,
+            self.is_host,
+            self.status,
+            self.joined_at,
+            self.latency,
+            UNSET if self.proven is None else self.proven,
         )
 
 
@@ -125,10 +136,20 @@ class _Pending:
 
 
 class HostSession:
-    def __init__(self, config: HostConfig, session_id: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: HostConfig,
+        session_id: str,
+        clock: Clock,
+        *,
+        fingerprint: str | None = None,
+    ) -> None:
         self.config = config
         self.session_id = session_id
         self.clock = clock
+        self.fingerprint = fingerprint
+        """The host certificate's fingerprint (None: plain ws://). JOIN proofs sign it, so
+        a proof made for another host fails here; the adapter sets it before listening."""
         self.closed = False
         self._conns: dict[ConnId, _Conn] = {}
         self._members: dict[str, _Member] = {}
@@ -181,13 +202,17 @@ class HostSession:
 
     # Inputs ---------------------------------------------------------------------
 
-    def connected(self, conn: ConnId, address: str = "") -> list[HostEffect]:
+    def connected(
+        self, conn: ConnId, address: str = "", *, challenge: str | None = None
+    ) -> list[HostEffect]:
+        """A connection opened; `challenge` is the nonce its handshake response carried."""
         now = self.clock.monotonic()
         self._conns[conn] = _Conn(
             conn,
             address,
             now,
             TokenBucket(self.config.rate_per_second, self.config.rate_burst, now),
+            challenge,
         )
         if self.closed:
             self._conns[conn].closing = True  # nothing it sends is taken any more
@@ -220,7 +245,6 @@ class HostSession:
             return self._join(c, message)
         member = self._members[c.member_id]
         member.last_seen = now
-        member.heard = True
         return self._on_member_message(c, member, message)
 
     def disconnected(self, conn: ConnId) -> list[HostEffect]:
@@ -231,11 +255,9 @@ class HostSession:
         member = self._members.get(c.member_id)
         if member is None or member.conn != conn:
             return []
-        if not member.heard:
-            # The link fell before the guest said anything after JOIN: it may never have
-            # got WELCOME and its resume token, so holding the place would only lock the
-            # device out (ALREADY_JOINED) until the hold ran out.
-            return self._remove(member, "disconnected")
+        if self.closed:  # everyone was told the session ended: no place to hold, no drop
+            self._members.pop(member.id, None)
+            return []
         member.conn = None
         member.dropped_at = self.clock.monotonic()
         self._set_status(member, "reconnecting")
@@ -266,6 +288,7 @@ class HostSession:
                 effects += self._remove(member, "timeout")
             elif member.dropped_at is not None and now - member.dropped_at >= timeout:
                 effects += self._remove(member, "disconnected")
+        self._pin_guard.sweep(now)
         effects += self._flush_updates(now)
         return effects
 
@@ -352,6 +375,9 @@ class HostSession:
             return self._refuse(
                 c, ErrorCode.RATE_LIMITED, "too many wrong PINs; wait a minute and try again"
             )
+        unproven = self._identity_problem(c, join)
+        if unproven is not None:
+            return unproven
         if device.id in self._banned or c.ip in self._banned_ips:
             return self._refuse(c, ErrorCode.UNAUTHORIZED, "this device was removed by the host")
         existing = self._members.get(device.id)
@@ -366,10 +392,18 @@ class HostSession:
             self._pin_guard.failed(c.ip, now)
             text = "this session needs a PIN" if join.pin is None else "wrong PIN"
             return self._refuse(c, ErrorCode.UNAUTHORIZED, text, {"pinRequired": True})
+        taken_over: list[HostEffect] = []
         if existing is not None:
-            return self._refuse(
-                c, ErrorCode.ALREADY_JOINED, f"{device.id} is already in the session"
-            )
+            if existing.is_host or existing.conn is not None or join.proof is None:
+                return self._refuse(
+                    c, ErrorCode.ALREADY_JOINED, f"{device.id} is already in the session"
+                )
+            # A held place, and a JOIN that proves its device's key but has no token: a
+            # guest whose link fell before WELCOME reached it. It takes the place over as
+            # a fresh join (the others see it leave and join), so nobody is locked out
+            # until the hold runs out, and a guest that holds its token still resumes
+            # without churn. An unproven id could be anyone's: it waits for the hold.
+            taken_over = self._remove(existing, "disconnected")
         if len(self._members) >= cfg.max_members:
             return self._refuse(
                 c,
@@ -386,11 +420,12 @@ class HostSession:
             conn=c.id,
             resume_token=secrets.token_urlsafe(16),
             last_seen=now,
+            proven=join.proof is not None,
         )
         self._members[member.id] = member
         c.member_id = member.id
         info = member.info()
-        effects: list[HostEffect] = [*self._welcome(c, member)]
+        effects: list[HostEffect] = [*taken_over, *self._welcome(c, member)]
         others = self._joined_conns(exclude=c.id)
         if others:
             effects.append(
@@ -398,6 +433,42 @@ class HostSession:
             )
         effects.append(MemberAdded(info, member.device_type))
         effects.append(Log("info", f"{member.name} joined from {c.address or 'unknown address'}"))
+        return effects
+
+    def _identity_problem(self, c: _Conn, join: Join) -> list[HostEffect] | None:
+        """Refuse a JOIN whose id is not proven, unless the host admits unproven guests.
+
+        Checked before bans and resume, so both apply to the proven key: nobody can take
+        a proven device's place, be banned in its name or resume it without its key.
+        """
+        device = join.device
+        proof = join.proof
+        if proof is None:
+            if not self.config.allow_unproven:
+                return self._refuse(
+                    c, ErrorCode.UNAUTHORIZED, "this host requires a device key (update the app)"
+                )
+            if is_key_id(device.id):
+                return self._refuse(
+                    c, ErrorCode.UNAUTHORIZED, "a key-derived id (k-...) needs its proof"
+                )
+            return None
+        problem = (
+            "no challenge was issued on this connection"
+            if c.challenge is None
+            else verify_join(
+                proof.public_key,
+                proof.signature,
+                nonce=c.challenge,
+                session_id=self.session_id,
+                fingerprint=self.fingerprint,
+                device_id=device.id,
+            )
+        )
+        if problem is None:
+            return None
+        effects = self._refuse(c, ErrorCode.UNAUTHORIZED, "identity proof failed")
+        effects.append(Log("warning", f"Identity proof for {device.id} failed: {problem}"))
         return effects
 
     def _hold_expired(self, member: _Member) -> bool:
@@ -449,7 +520,7 @@ class HostSession:
         return [
             Send(c.id, self._error(code, text, details)),
             Close(c.id, CloseCode.JOIN_REFUSED, code.value),
-            Log("warning", f"Refused a join from {c.address or 'unknown address'}: {code}: {text}"),
+            Log("warning", f"Refused a join from {c.address or 'unknown address'}: {text}"),
         ]
 
     # Joined members -------------------------------------------------------------

@@ -27,15 +27,15 @@ EXIT_CODES = {
     "untrusted": 4,
 }
 TRUST_HINT = (
-    "To go on, compare the fingerprint with the one on the host's screen, then run again "
-    "with --fingerprint FP (or --trust-new for a host seen for the first time, "
-    "--replace-pin for one whose fingerprint changed)."
+    "To go on, compare the code (the fingerprint's first four groups) with the one on the "
+    "host's screen, then run again with --fingerprint FP (or --trust-new for a host met for "
+    "the first time, --replace-pin --fingerprint FP for one whose fingerprint changed)."
 )
 
 
 async def join_headless(config: GuestConfig) -> int:
     store = AppStore()
-    print_log(store)
+    stop_printing = print_log(store)
     service = GuestService(config, store)
     failed = asyncio.Event()
     shown_latency: list[float | None] = [None]
@@ -61,10 +61,12 @@ async def join_headless(config: GuestConfig) -> int:
     gave_up = asyncio.create_task(failed.wait())
     await asyncio.wait({ended, gave_up}, return_when=asyncio.FIRST_COMPLETED)
     if gave_up.done() and not ended.done():
+        guest = store.get().guest
+        why = guest.ended if guest and guest.ended else "could not connect"
+        stop_printing()  # what follows is tidying up, not news: "You left" would mislead
         service.leave()
         await service.aclose()
-        guest = store.get().guest
-        return fail(guest.ended if guest and guest.ended else "could not connect", 1)
+        return fail(why, 1)
     gave_up.cancel()
     end = ended.result()
     await service.aclose()
@@ -75,7 +77,8 @@ async def join_headless(config: GuestConfig) -> int:
 
 def run_join(args: argparse.Namespace) -> int:
     try:
-        device_id, name = identity_from(args)
+        identity, name = identity_from(args)
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
-    return asyncio.run(join_headless(guest_config_from_args(args, device_id, name)))
+    config = guest_config_from_args(args, identity.device_id, name, identity.key.private)
+    return asyncio.run(join_headless(config))

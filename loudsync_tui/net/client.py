@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from loudsync_tui.config import DEFAULT_PORT
 from loudsync_tui.net.server import SESSION_INFO_PATH
 from loudsync_tui.security.certificate import client_context, peer_fingerprint
+from loudsync_tui.text import UNSAFE
 
 INFO_LIMIT = 64 * 1024
 
@@ -145,4 +146,6 @@ def _text(info: Any, key: str, address: HostAddress) -> str:
     value = info.get(key) if isinstance(info, dict) else None
     if not isinstance(value, str) or not value:
         raise SessionLookupError(f"{address.netloc} answered without a {key!r}")
+    if UNSAFE.search(value):  # the host id is shown in the trust question
+        raise SessionLookupError(f"{address.netloc} answered a {key!r} with a control character")
     return value

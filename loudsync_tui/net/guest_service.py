@@ -26,7 +26,6 @@ from loudsync_tui.core.effects import LEFT_WORDS, Log
 from loudsync_tui.core.guest import (
     Connect,
     Disconnect,
-    EndCode,
     Ended,
     GuestEffect,
     GuestSession,
@@ -49,19 +48,24 @@ from loudsync_tui.net.client import (
 from loudsync_tui.protocol import encode
 from loudsync_tui.security.certificate import (
     client_context,
-    normalize_fingerprint,
     peer_fingerprint,
 )
-from loudsync_tui.security.trust import KnownHosts, Verdict, decide
-from loudsync_tui.store import AppStore, ConnectionState, member_from_info
+from loudsync_tui.security.device_key import CHALLENGE_HEADER
+from loudsync_tui.security.trust import KnownHosts, Verdict, decide, host_label, with_overrides
+from loudsync_tui.store import AppStore, ConnectionState, Member, member_from_info
 
 log = logging.getLogger(__name__)
+
+BURST_LIMIT = 1000
+"""Inputs handled back to back before the loop yields; bounds how long one burst holds it."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Opened:
     ws: ClientConnection
     generation: int
+    challenge: str | None = None
+    """The host's nonce from the handshake response; None from a Phase 1 host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ class GuestService:
         self.end: Ended | None = None
         self._tls = False
         self._fingerprint: str | None = None
+        self._draft: dict[str, Member] | None = None
 
     def start(self) -> None:
         """Begin joining; returns at once. Progress shows in the store."""
@@ -158,8 +163,11 @@ class GuestService:
                     item = await asyncio.wait_for(self._inputs.get(), timeout)
                 except TimeoutError:
                     self._apply(core.tick())
+                    self._commit_members()
                     continue
                 self._apply(self._feed(core, item))
+                self._drain(core)
+                self._commit_members()
         except Exception as exc:  # never let a bug leave the UI waiting forever
             log.exception("guest connection failed")
             self._finish(Ended(f"Internal error: {exc}", "failed"))
@@ -211,26 +219,30 @@ class GuestService:
                 return False
 
     def _trusted(self, answer: HostAnswer) -> bool:
-        """Apply the trust policy; on False the membership has ended with the reason."""
+        """Apply the trust policy; on False the membership has ended with the reason.
+
+        Nothing, PIN included, is sent before this says yes.
+        """
         cfg = self.config
         known = KnownHosts(Path(cfg.trust_dir)) if cfg.trust_dir else None
-        pinned = known.get(answer.host_id) if known else None
-        decision = decide(
-            answer.host_id,
+        address = self.address.netloc
+        first = decide(
+            host_label(answer.host_name, answer.session_name),
             answer.fingerprint,
-            advertised=cfg.expected_fingerprint,
-            pinned=pinned,
+            given=cfg.expected_fingerprint,
+            advertised=cfg.advertised_fingerprint,
+            pinned=known.get(answer.host_id) if known else None,
+            address=address,
+            pinned_at_address=known.at_address(address) if known else None,
         )
-        observed = answer.fingerprint
-        verdict = decision.verdict
-        accepted = verdict is Verdict.TRUSTED or (verdict is Verdict.NEW and cfg.trust_new)
-        if verdict is Verdict.MISMATCH and cfg.replace_pin and observed is not None:
-            chosen = cfg.expected_fingerprint
-            accepted = chosen is None or normalize_fingerprint(chosen) == observed
-            if accepted:
-                self.store.log_event(
-                    f"Replaced the pinned fingerprint of {answer.host_id}", "warning"
-                )
+        decision = with_overrides(
+            first,
+            given=cfg.expected_fingerprint,
+            trust_new=cfg.trust_new,
+            replace_pin=cfg.replace_pin,
+            pin=cfg.pin,
+        )
+        verdict, observed = decision.verdict, decision.fingerprint
         if verdict is Verdict.PLAINTEXT:
             self.store.log_event(
                 "This session is not encrypted: others on the network can read it.", "warning"
@@ -238,24 +250,49 @@ class GuestService:
             self.store.guest_security(encrypted=False, fingerprint=None)
             self._fingerprint = None
             return True
-        if not accepted:
-            code: EndCode = "untrusted"
-            self.store.log_event(
-                decision.message, "error" if verdict is Verdict.MISMATCH else "warning"
-            )
+        if verdict is not Verdict.TRUSTED or observed is None:
+            changed = verdict is Verdict.MISMATCH
+            self.store.log_event(decision.message, "error" if changed else "warning")
+            # Only a fingerprint the user may accept is handed on: never an advertised or
+            # given one that differs, which is refused outright.
+            acceptable = verdict is Verdict.NEW or decision.replaceable
             self._finish(
-                Ended(decision.message, code),
+                Ended(decision.message, "untrusted"),
                 question=decision.message,
-                fingerprint=observed,
-                changed=verdict is Verdict.MISMATCH,
+                fingerprint=observed if acceptable else None,
+                changed=changed,
             )
             return False
-        assert observed is not None
-        if known is not None and pinned != observed:
-            known.pin(answer.host_id, observed)
+        if first.verdict is Verdict.MISMATCH:
+            self.store.log_event(f"Replaced the pinned fingerprint for {address}", "warning")
+        if known is not None:
+            known.pin(answer.host_id, observed, address)
         self._fingerprint = observed
         self.store.guest_security(encrypted=True, fingerprint=observed)
         return True
+
+    def _drain(self, core: GuestSession) -> None:
+        """Feed what has already arrived, so a burst of frames ends in one store change."""
+        for _ in range(BURST_LIMIT):
+            if core.ended is not None:
+                return
+            try:
+                item = self._inputs.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            self._apply(self._feed(core, item))
+
+    def _members_draft(self) -> dict[str, Member]:
+        """The member map being changed by the current burst, copied from the store once."""
+        if self._draft is None:
+            guest = self.store.get().guest
+            self._draft = dict(guest.members) if guest is not None else {}
+        return self._draft
+
+    def _commit_members(self) -> None:
+        if self._draft is not None:
+            draft, self._draft = self._draft, None
+            self.store.guest_members_set(draft.values())
 
     def _feed(self, core: GuestSession, item: _Input) -> list[GuestEffect]:
         if isinstance(item, _Command):
@@ -267,7 +304,8 @@ class GuestService:
         if isinstance(item, _Opened):
             self._ws = item.ws
             self._spawn(self._read(item.ws, item.generation))
-            return core.opened()
+            fingerprint = self._fingerprint if self._tls else None
+            return core.opened(challenge=item.challenge, fingerprint=fingerprint)
         if isinstance(item, _ConnectFailed):
             return core.connect_failed(item.error)
         if isinstance(item, _Frame):
@@ -298,9 +336,9 @@ class GuestService:
                         next_attempt_at=effect.next_attempt_at,
                     )
                     if effect.state is ConnectionState.FAILED and self.core is not None:
-                        reason = self.core.failure or "could not reach the host"
-                        store.guest_ended(f"Could not connect: {reason}", "failed")
+                        store.guest_ended(_failure_text(self.core), "failed")
                 case Welcomed(welcome=welcome, resumed=resumed):
+                    self._commit_members()  # the welcome starts from what came before it
                     session = welcome.session
                     store.guest_welcomed(
                         client_id=welcome.client_id,
@@ -312,18 +350,18 @@ class GuestService:
                     verb = "Resumed" if resumed else "Joined"
                     store.log_event(f"{verb} {session.name!r} hosted by {session.host_name}")
                 case MembersReplaced(members=members):
-                    store.guest_members_set(member_from_info(m) for m in members)
+                    draft = self._members_draft()
+                    draft.clear()
+                    draft.update((m.id, member_from_info(m)) for m in members)
                 case MembersUpdated(members=members):
-                    known = store.get().guest
+                    draft = self._members_draft()
                     for m in members:
-                        if known is not None and m.id not in known.members:
+                        if m.id not in draft:
                             store.log_event(f"{m.name} joined")
-                    store.guest_members_updated(member_from_info(m) for m in members)
+                        draft[m.id] = member_from_info(m)
                 case MemberGone(member_id=member_id, reason=reason):
-                    guest = store.get().guest
-                    gone = guest.members.get(member_id) if guest else None
+                    gone = self._members_draft().pop(member_id, None)
                     store.log_event(f"{gone.name if gone else member_id} {LEFT_WORDS[reason]}")
-                    store.guest_member_left(member_id)
                 case LatencyMeasured(latency=latency):
                     store.guest_latency(latency)
                 case Log(level=level, text=text):
@@ -341,6 +379,7 @@ class GuestService:
     ) -> None:
         if self.end is not None:
             return
+        self._commit_members()
         self.end = end
         if fingerprint is not None:
             self.store.guest_security(encrypted=True, fingerprint=fingerprint)
@@ -376,7 +415,9 @@ class GuestService:
                         )
                     )
                     return
-            self._inputs.put_nowait(_Opened(ws, generation))
+            response = ws.response
+            challenge = None if response is None else response.headers.get(CHALLENGE_HEADER)
+            self._inputs.put_nowait(_Opened(ws, generation, challenge))
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:
         try:
@@ -413,6 +454,15 @@ class GuestService:
             task.cancel()
         if self.end is None:
             self._finish(Ended("Stopped", "left"))
+
+
+def _failure_text(core: GuestSession) -> str:
+    """Why the guest gave up, as the user should read it: never "You left the session"."""
+    reason = core.failure or "could not reach the host"
+    if core.attempt == 0:
+        return f"Could not connect: {reason}"
+    tries = f"{core.attempt} reconnect attempt{'s' if core.attempt != 1 else ''}"
+    return f"The host stopped answering; {tries} failed (last: {reason})"
 
 
 def _describe(exc: BaseException, address: HostAddress) -> str:

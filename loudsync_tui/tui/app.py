@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from textual.app import App
@@ -21,8 +23,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from loudsync_tui.config import GuestConfig
-from loudsync_tui.identity import default_name, new_id
+from loudsync_tui.identity import default_name
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, DiscoveredSession, GuestState, LogEntry, Unsubscribe
+from loudsync_tui.text import printable
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
 from loudsync_tui.tui.dialogs.pin import pin_problem
 from loudsync_tui.tui.dialogs.text_prompt import TextPrompt, check_address
@@ -67,7 +71,10 @@ class LoudsyncApp(App[int]):
     ) -> None:
         super().__init__()
         self.store = store or AppStore()
-        self.settings = settings or AppSettings.for_device(default_name(), new_id("dev-"))
+        if settings is None:  # no config dir given: a key for this run only
+            key = DeviceKey.generate()
+            settings = AppSettings.for_device(default_name(), key.device_id, key.private)
+        self.settings = settings
         self.services = services or default_services()
         self.host_service: HostRunner | None = None
         self.guest_service: GuestRunner | None = None
@@ -78,6 +85,8 @@ class LoudsyncApp(App[int]):
         self._last_log: LogEntry | None = None
         self._stopping_host = False
         self._recent_notices: dict[str, float] = {}
+        self._signals: list[signal.Signals] = []
+        self._hanging_up = False
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         """The loop's clock, which reconnect times are given in; demos freeze it."""
 
@@ -95,6 +104,7 @@ class LoudsyncApp(App[int]):
             store.subscribe(self._on_hosting, lambda s: s.hosting is not None),
             store.subscribe(self._on_discovery_error, lambda s: s.discovery.error),
         ]
+        self._handle_hangups()
         if self.services.browser is not None:
             self.browser = self.services.browser(self.store, self.settings.interfaces)
             self._spawn(self._start_browser())
@@ -104,20 +114,42 @@ class LoudsyncApp(App[int]):
             # The command line's --pin, --fingerprint, --trust-new apply to this join only.
             self.start_join(replace(self.settings.guest, address=self.settings.join_address))
 
+    def _handle_hangups(self) -> None:
+        """SIGTERM (kill, a service manager) and SIGHUP (the terminal or SSH link went away)
+        end the app as `q` does: guests told, LEAVE sent, the mDNS goodbye, exit 0."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, self._on_hangup)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                return
+            self._signals.append(sig)
+
+    def _on_hangup(self) -> None:
+        if not self._hanging_up:
+            self._hanging_up = True
+            self._spawn(self.shutdown())
+
     def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
         for unsubscribe in self._unsubscribes:
             unsubscribe()
         self._unsubscribes.clear()
 
     def notify_once(self, message: str, **options: Any) -> None:
         """A notice, unless the same text was shown moments ago (a service may both log an
-        error and end the membership with it; the user needs to read it once)."""
+        error and end the membership with it; the user needs to read it once).
+
+        The text is shown literally: it often quotes a peer (a reason, a name)."""
         now = time.monotonic()
         self._recent_notices = {m: t for m, t in self._recent_notices.items() if now - t < 5}
         if message in self._recent_notices:
             return
         self._recent_notices[message] = now
-        self.notify(message, **options)
+        self.notify(printable(message, indent=""), markup=False, **options)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         """Run `work` on the app's loop; a failure is logged, never a crash."""
@@ -136,7 +168,7 @@ class LoudsyncApp(App[int]):
             start = len(entries) - entries[::-1].index(self._last_log)
         for entry in entries[start:]:
             level = {"info": logging.INFO, "warning": logging.WARNING}.get(entry.level, 40)
-            log.log(level, "%s", entry.text)
+            log.log(level, "%s", printable(entry.text, indent="    "))
             if entry.level == "error":
                 self.notify_once(entry.text, title="Error", severity="error", timeout=8)
         self._last_log = entries[-1] if entries else None
@@ -144,10 +176,11 @@ class LoudsyncApp(App[int]):
     def _on_discovery_error(self, error: str | None, _old: str | None) -> None:
         if error:
             self.notify(
-                f"{error}. Press a to join by address.",
+                f"{printable(error)}. Press a to join by address.",
                 title="Discovery unavailable",
                 severity="warning",
                 timeout=8,
+                markup=False,
             )
 
     def _on_hosting(self, hosting: bool, _old: bool) -> None:
@@ -165,10 +198,11 @@ class LoudsyncApp(App[int]):
         code, reason = ended
         if code == "failed":
             self.notify(
-                f"{reason}. Press r to retry or l to leave.",
+                f"{printable(reason)}. Press r to retry or l to leave.",
                 title="Connection lost",
                 severity="error",
                 timeout=10,
+                markup=False,  # the reason may quote the host (a close reason)
             )
             return
         if code in NOTICE_CODES:
@@ -281,18 +315,20 @@ class LoudsyncApp(App[int]):
         session_id: str | None = None,
         *,
         pin: str | None = None,
-        fingerprint: str | None = None,
+        advertised: str | None = None,
         tls: bool | None = None,
     ) -> None:
-        """Join `address`, checking the host against `fingerprint` (from discovery) if known;
-        with none known, the guest service stops to ask (see `_ask_and_rejoin`)."""
+        """Join `address`; a certificate that differs from the `advertised` one (discovery's
+        TXT fp) is refused, and a host met for the first time stops to ask the user (see
+        `_ask_and_rejoin`), since an advertisement proves nothing."""
         self.start_join(
             replace(
                 self.settings.guest,
                 address=address,
                 session_id=session_id or self.settings.guest.session_id,
                 pin=pin,
-                expected_fingerprint=fingerprint,
+                expected_fingerprint=None,
+                advertised_fingerprint=advertised,
                 tls=tls,
                 trust_new=False,
                 replace_pin=False,
@@ -300,8 +336,9 @@ class LoudsyncApp(App[int]):
         )
 
     def join_discovered(self, session: DiscoveredSession) -> None:
-        """Join a session from Browse: with the fingerprint and TLS it advertised, and the
-        PIN asked for first when it needs one."""
+        """Join a session from Browse: checked against the fingerprint it advertised, over
+        TLS when it advertised TLS, and the PIN asked for first when it needs one (it is
+        sent only once the user has verified the host)."""
         host = session.addresses[0] if session.addresses else session.host_name
 
         def go(pin: str | None) -> None:
@@ -309,7 +346,7 @@ class LoudsyncApp(App[int]):
                 f"{host}:{session.port}",
                 session.session_id,
                 pin=pin,
-                fingerprint=session.fingerprint,
+                advertised=session.fingerprint,
                 tls=session.encrypted,
             )
 
@@ -327,7 +364,7 @@ class LoudsyncApp(App[int]):
 
         self.push_screen(
             TextPrompt(
-                f"PIN for {session_name}",
+                f"PIN for {printable(session_name)}",
                 placeholder="the PIN on the host's screen",
                 hint=hint or "This session needs a PIN. Enter joins; Esc cancels.",
                 validate=pin_problem,
@@ -381,7 +418,8 @@ class LoudsyncApp(App[int]):
         # The service also logged the question as an error; the dialog says it in full.
         self.clear_notifications()
         self.push_screen(
-            TrustDialog(question, changed=changed, can_trust=shown is not None), answered
+            TrustDialog(question, changed=changed, can_trust=shown is not None, fingerprint=shown),
+            answered,
         )
 
     def leave(self) -> None:
@@ -471,7 +509,8 @@ def run_app(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"loudsync-tui: cannot use the config directory: {exc}", file=sys.stderr)
         return 1
-    setup_file_logging()
+    if settings.log_file is not None:
+        setup_file_logging(Path(settings.log_file))
     app = LoudsyncApp(settings=settings)
     app.run()
     return app.return_code or 0

@@ -9,7 +9,18 @@ import time
 from rich.text import Text
 
 from loudsync_tui.security.certificate import readable, short
-from loudsync_tui.store import ConnectionState, DiscoveredSession, GuestState, LogEntry, Member
+from loudsync_tui.store import (
+    ConnectionState,
+    DiscoveredSession,
+    GuestState,
+    LogEntry,
+    Member,
+    join_refusal,
+)
+from loudsync_tui.text import printable
+
+# Every name, reason and error text here may come from a peer or an mDNS record: it goes
+# into a Text (never parsed as markup) and through `printable` (no terminal escapes).
 
 
 def latency(value: float | None) -> Text:
@@ -18,12 +29,16 @@ def latency(value: float | None) -> Text:
 
 
 def clock(at_ms: int, seconds: bool = False) -> str:
-    """Local wall-clock time of an epoch-ms timestamp."""
-    return time.strftime("%H:%M:%S" if seconds else "%H:%M", time.localtime(at_ms / 1000))
+    """Local wall-clock time of an epoch-ms timestamp ("--:--" for one no clock can show)."""
+    try:
+        local = time.localtime(at_ms / 1000)
+    except (OverflowError, OSError, ValueError):  # decode bounds make this rare: belt and braces
+        return "--:--:--" if seconds else "--:--"
+    return time.strftime("%H:%M:%S" if seconds else "%H:%M", local)
 
 
 def member_name(member: Member, own_id: str | None) -> Text:
-    text = Text(member.name)
+    text = Text(printable(member.name))
     if member.is_host:
         text.append(" (host)", style="bold")
     if member.id == own_id:
@@ -44,14 +59,22 @@ def member_cells(member: Member, own_id: str | None) -> tuple[Text | str, ...]:
         status(member.status),
         latency(member.latency),
         clock(member.joined_at),
-        member.device_type or "—",
+        device(member),
     )
+
+
+def device(member: Member) -> Text | str:
+    """The device kind, and `unproven` when the host let it in without a key proof: its
+    id, and so who it claims to be, was not checked."""
+    if member.proven is False:
+        return Text(f"{printable(member.device_type)} unproven".lstrip(), style="yellow")
+    return Text(printable(member.device_type or "—"))
 
 
 def join_note(session: DiscoveredSession) -> Text:
     """Whether the session can be joined, and what joining it takes or risks."""
-    if not session.joinable:
-        return Text(f"✗ {session.why_not or 'cannot join'}", style="red")
+    if (refusal := join_refusal(session)) is not None:
+        return Text(f"✗ {printable(refusal)}", style="red")
     if not session.pin_required and session.encrypted:
         return Text("ok", style="green")
     note = Text()
@@ -62,22 +85,26 @@ def join_note(session: DiscoveredSession) -> Text:
     return note
 
 
-def session_cells(session: DiscoveredSession) -> tuple[Text | str, ...]:
+def session_cells(session: DiscoveredSession, contested: bool = False) -> tuple[Text | str, ...]:
+    """One Browse row; `contested`: another record claims the same session (see `rivals`)."""
     address = session.addresses[0] if session.addresses else "?"
     note = join_note(session)
+    if contested:
+        note = Text.assemble(("⚠ rival ", "bold yellow"), note)
     return (
-        session.name,
-        session.host_name,
+        Text(printable(session.name)),
+        Text(printable(session.host_name)),
         Text(f"{session.members}/{session.max_members}", justify="right"),
-        f"{address}:{session.port}",
+        Text(printable(f"{address}:{session.port}")),
         note,
     )
 
 
 def log_line(entry: LogEntry) -> Text:
     style = {"info": "", "warning": "yellow", "error": "bold red"}[entry.level]
-    line = Text(clock(entry.at, seconds=True) + " ", style="dim")
-    line.append(entry.text, style=style)
+    stamp = clock(entry.at, seconds=True) + " "
+    line = Text(stamp, style="dim")
+    line.append(printable(entry.text, indent=" " * len(stamp)), style=style)
     return line
 
 
@@ -86,9 +113,10 @@ def connection(guest: GuestState, now: float) -> Text:
     state = guest.connection
     if state is ConnectionState.RECONNECTING:
         text = f"reconnecting, attempt {guest.attempt}/{guest.max_attempts}"
-        if guest.next_attempt_at is not None:
-            wait = max(0, math.ceil(guest.next_attempt_at - now))
-            text += f", next try in {wait} s"
+        if guest.next_attempt_at is not None and now < guest.next_attempt_at:
+            text += f", next try in {math.ceil(guest.next_attempt_at - now)} s"
+        else:  # the countdown is over: the attempt itself is under way
+            text += ": connecting…"
         return Text(text, style="yellow")
     if state is ConnectionState.FAILED:
         return Text("failed: press r to retry, l to leave", style="bold red")
@@ -96,7 +124,7 @@ def connection(guest: GuestState, now: float) -> Text:
         return Text("connected", style="green")
     if state is ConnectionState.CONNECTING:
         return Text("connecting…", style="yellow")
-    return Text(guest.ended or "disconnected", style="red")
+    return Text(printable(guest.ended or "disconnected"), style="red")
 
 
 def fingerprint_lines(fingerprint: str) -> list[str]:
@@ -115,6 +143,7 @@ def with_fingerprints(message: str) -> Text:
     for n, line in enumerate(message.split("\n")):
         if n:
             text.append("\n")
+        line = printable(line)
         start = 0
         for found in _READABLE.finditer(line):
             text.append(line[start : found.start()])

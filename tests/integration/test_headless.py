@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loudsync_tui.protocol import MemberJoined, MemberLeft, MemberList, SessionClosed
+from loudsync_tui.security.device_key import DeviceKey
 from tests.support.raw import RawGuest
 
 HOST_LINE = re.compile(r"session (\S+) listening on ws://127\.0\.0\.1:(\d+)")
@@ -108,7 +109,8 @@ async def test_headless_host_prints_address_logs_and_stops_cleanly(
 ) -> None:
     host, session_id, port = await _host(spawn)
     raw = await RawGuest.connect(port)
-    await raw.join("dev-raw", "Ada", session_id=session_id)
+    key = DeviceKey.generate()  # the headless host requires a device key proof
+    await raw.join(key.device_id, "Ada", session_id=session_id, key=key)
     await raw.recv_type(MemberList)
     await host.line(r"Ada joined from 127\.0\.0\.1")
     host.proc.send_signal(sig)
@@ -122,7 +124,8 @@ async def test_headless_host_prints_address_logs_and_stops_cleanly(
 async def test_headless_guests_join_leave_and_time_out_in_the_logs(spawn: object) -> None:
     host, session_id, port = await _host(spawn)
     watcher = await RawGuest.connect(port)
-    await watcher.join("dev-w", "Watcher", session_id=session_id)
+    key = DeviceKey.generate()
+    await watcher.join(key.device_id, "Watcher", session_id=session_id, key=key)
     await watcher.recv_type(MemberList)
     watcher.keep_alive()
 
@@ -140,7 +143,8 @@ async def test_headless_guests_join_leave_and_time_out_in_the_logs(spawn: object
     await host.line(r"Bob left")
 
     silent = await RawGuest.connect(port)
-    await silent.join("dev-silent", "Quiet", session_id=session_id)
+    quiet = DeviceKey.generate()
+    await silent.join(quiet.device_id, "Quiet", session_id=session_id, key=quiet)
     await silent.recv_type(MemberList)
     await host.line(r"Quiet timed out")
     assert await silent.closed() == 4002
@@ -153,13 +157,14 @@ async def test_headless_join_exit_codes_for_closed_and_refused(spawn: object) ->
     wrong: Proc = await spawn(  # type: ignore[operator]
         "join", f"127.0.0.1:{port}", "--headless", "--session-id", "nope"
     )
-    await wrong.line("SESSION_NOT_FOUND")
+    await wrong.line("Join refused: no session 'nope' here")
     assert await wrong.finish() == 2
+    assert "SESSION_NOT_FOUND" not in "".join(wrong.stderr_lines)  # codes are not for people
 
     guest: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless")  # type: ignore[operator]
     await guest.line("Joined")
     host.proc.send_signal(signal.SIGTERM)
-    await guest.line("The session was closed")
+    await guest.line("The host ended the session")
     assert await guest.finish() == 0
     assert await host.finish() == 0
 
@@ -172,6 +177,8 @@ async def test_headless_join_to_nothing_fails_without_traceback(spawn: object) -
     text = "".join(guest.stderr_lines)
     assert code == 1
     assert "nothing is listening at 127.0.0.1:9" in text
+    assert "error: Could not connect: nothing is listening at 127.0.0.1:9" in text
+    assert "left the session" not in text  # the user left nothing: it never connected
     assert "Traceback" not in text
 
 
@@ -184,6 +191,12 @@ async def test_bad_option_values_are_clear_errors(spawn: object) -> None:
     )
     assert await worse.finish() == 2
     assert "--heartbeat-timeout must be longer" in "".join(worse.stderr_lines)
+    # A PIN that cannot be one is a usage error here, not a wrong guess sent to a host.
+    typo: Proc = await spawn("join", "127.0.0.1:9", "--headless", "--pin", "abc")  # type: ignore[operator]
+    assert await typo.finish() == 2
+    said = "".join(typo.stderr_lines)
+    assert "argument --pin: a PIN is digits only, got 'abc'" in said
+    assert "nothing is listening" not in said  # it never tried to connect
 
 
 async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) -> None:
@@ -195,12 +208,12 @@ async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) ->
     assert "listening on wss://127.0.0.1:" in line
     port = line.rsplit(":", 1)[1].strip(" )\n")
     fingerprint = (await host.line(r"Fingerprint \(compare aloud\): ")).split(": ", 1)[1]
-    await host.line(r"PIN: 2468")
 
     unsure: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless", "--pin", "2468")  # type: ignore[operator]
     assert await unsure.finish() == 4
     said = "".join(unsure.stderr_lines)
-    assert "First connection to host" in said
+    assert "First connection to Grace's session “Friday”" in said  # names, not a device id
+    assert "Its code is " in said
     assert "--trust-new" in said
 
     nopin: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless", "--trust-new")  # type: ignore[operator]
@@ -223,3 +236,31 @@ async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) ->
     assert await sure.finish() == 0
     host.proc.send_signal(signal.SIGTERM)
     assert await host.finish() == 0
+    assert "2468" not in "".join(host.stderr_lines)  # a PIN the user chose is never logged
+
+
+async def test_a_generated_pin_is_shown_once_on_the_ready_line_and_never_logged(
+    spawn: object,
+) -> None:
+    host: Proc = await spawn(*HOST_ARGS[:2], *HOST_ARGS[3:], "--pin")  # type: ignore[operator]
+    assert host.proc.stdout is not None
+    async with asyncio.timeout(10):
+        line = (await host.proc.stdout.readline()).decode()
+    match = re.search(r"; PIN: (\d{6})\)$", line.strip())
+    assert match, line
+    await host.line(r"Fingerprint \(compare aloud\): ")
+    host.proc.send_signal(signal.SIGTERM)
+    assert await host.finish() == 0
+    assert match.group(1) not in "".join(host.stderr_lines)
+    assert "PIN" not in "".join(host.stderr_lines)
+
+
+async def test_host_refuses_a_pin_without_tls(spawn: object) -> None:
+    """A PIN only travels inside TLS: `--pin` with `--no-tls` is a usage error, headless
+    or in the app, before anything listens."""
+    for headless in (("--headless",), ()):
+        host: Proc = await spawn("host", *headless, "--no-tls", "--pin", "1234")  # type: ignore[operator]
+        assert await host.finish() == 2
+        said = "".join(host.stderr_lines)
+        assert "--pin needs TLS" in said
+        assert "usage:" in said

@@ -254,3 +254,145 @@ def test_should_reconnect_follows_close_codes() -> None:
     assert not protocol.should_reconnect(4001)
     for code in (None, 1006, 1011, 4002, 1008, 1009):
         assert protocol.should_reconnect(code)
+
+
+# Remote text is data: no control or bidi characters in any string a peer supplies -----
+
+UNSAFE_CHARACTERS = [
+    "\x00",
+    "\x07",
+    "\t",
+    "\n",
+    "\r",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    "\u2028",
+    "\u202e",
+    "\u2066",
+    "\u2069",
+]
+
+# (message, JSON path as keys and indexes, the path the error names)
+STRING_FIELDS: list[tuple[Message, tuple[str | int, ...], str]] = [
+    (SAMPLES[1], ("device", "name"), "$.device.name"),
+    (SAMPLES[1], ("device", "type"), "$.device.type"),
+    (SAMPLES[1], ("device", "id"), "$.device.id"),
+    (SAMPLES[1], ("sessionId",), "$.sessionId"),
+    (SAMPLES[1], ("resumeToken",), "$.resumeToken"),
+    (SAMPLES[0], ("pin",), "$.pin"),
+    (SAMPLES[3], ("reason",), "$.reason"),
+    (SAMPLES[7], ("session", "name"), "$.session.name"),
+    (SAMPLES[7], ("session", "hostName"), "$.session.hostName"),
+    (SAMPLES[7], ("clientId",), "$.clientId"),
+    (SAMPLES[8], ("members", 1, "name"), "$.members[1].name"),
+    (SAMPLES[9], ("member", "name"), "$.member.name"),
+    (SAMPLES[12], ("reason",), "$.reason"),
+    (SAMPLES[13], ("reason",), "$.reason"),
+    (SAMPLES[15], ("message",), "$.message"),
+]
+
+
+def _with(message: Message, path: tuple[str | int, ...], value: str) -> str:
+    raw = json.loads(encode(message))
+    node = raw
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize("char", UNSAFE_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize(
+    ("message", "path", "where"),
+    STRING_FIELDS,
+    ids=[f"{type_name(m)}{w}" for m, _, w in STRING_FIELDS],
+)
+def test_control_and_bidi_characters_are_refused_with_a_clear_text(
+    message: Message, path: tuple[str | int, ...], where: str, char: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode(_with(message, path, f"Eve{char}x"))
+    assert info.value.code is ErrorCode.INVALID_MESSAGE
+    assert str(info.value) == f"{type_name(message)}: {where} contains a control character"
+
+
+def test_a_forged_log_line_and_terminal_escapes_in_a_name_are_refused() -> None:
+    for name in (
+        "Eve\n[20:48:09] Grace (host) set a new PIN: 000000",
+        "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED",
+    ):
+        with pytest.raises(ProtocolError, match=r"^JOIN: \$\.device\.name contains a control"):
+            decode(_with(SAMPLES[0], ("device", "name"), name))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Zoë", "李雷", "👩\u200d💻 Ada", "Ada\u00a0Lovelace", "[/x] Party", "[@click=app.quit]q[/]"],
+)
+def test_ordinary_unicode_and_markup_lookalikes_are_data_and_decode(name: str) -> None:
+    """Only characters that act on a terminal are refused; brackets are the renderer's job."""
+    message = decode(_with(SAMPLES[0], ("device", "name"), name))
+    assert isinstance(message, Join)
+    assert message.device.name == name
+
+
+def test_length_bounds_still_apply_beside_the_character_rule() -> None:
+    with pytest.raises(ProtocolError, match=r"\$\.device\.type expected str of length <= 32"):
+        decode(_with(SAMPLES[0], ("device", "type"), "t" * 33))
+    with pytest.raises(ProtocolError, match=r"\$\.reason expected str of length <= 1024"):
+        decode(_with(SAMPLES[3], ("reason",), "r" * 1025))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("joinedAt", 10**23),
+        ("joinedAt", protocol.MAX_WALL_MS + 1),
+        ("latency", 1e300),
+    ],
+)
+def test_a_member_with_an_absurd_value_is_refused_at_decode_time(field: str, value: object) -> None:
+    member = {
+        "id": "dev-a",
+        "name": "Ada",
+        "isHost": False,
+        "connectionStatus": "connected",
+        "joinedAt": 1_764_086_400_000,
+        field: value,
+    }
+    frame = json.dumps({"type": "MEMBER_LIST", "timestamp": 1, "members": [member]})
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode(frame)
+    assert f"$.members[0].{field}" in caught.value.message
+
+
+def test_a_welcome_with_an_absurd_interval_or_maximum_is_refused() -> None:
+    session = {
+        "id": "s",
+        "name": "S",
+        "hostId": "h",
+        "hostName": "H",
+        "maxMembers": protocol.MAX_MEMBERS + 1,
+        "memberCount": 1,
+        "protocolVersion": 1,
+    }
+    welcome = {
+        "type": "WELCOME",
+        "timestamp": 1,
+        "clientId": "dev-a",
+        "resumeToken": "t",
+        "session": session,
+        "heartbeatInterval": 5000,
+        "heartbeatTimeout": 15000,
+    }
+    with pytest.raises(ProtocolError, match=r"maxMembers"):
+        protocol.decode(json.dumps(welcome))
+    session["maxMembers"] = 10
+    with pytest.raises(ProtocolError, match=r"heartbeatInterval"):
+        protocol.decode(json.dumps({**welcome, "heartbeatInterval": 10**12}))
+    assert isinstance(protocol.decode(json.dumps(welcome)), protocol.Welcome)
