@@ -34,6 +34,18 @@ def _port(text: str) -> int:
     return value
 
 
+def _display_name(text: str) -> str:
+    """A name peers will be shown: what the protocol accepts, checked before anyone is
+    sent it (a host named with a control character would have every WELCOME refused)."""
+    from loudsync_tui.text import UNSAFE
+
+    if not 0 < len(text) <= 64:
+        raise argparse.ArgumentTypeError(f"a name has 1-64 characters, got {len(text)}")
+    if UNSAFE.search(text):
+        raise argparse.ArgumentTypeError("a name cannot contain control or direction characters")
+    return text
+
+
 def _pin(text: str) -> str:
     """A PIN is checked here, so a typo is a usage error, never a wrong guess at the host."""
     from loudsync_tui.security.pin import check_pin_format
@@ -69,7 +81,10 @@ def _positive_int(text: str) -> int:
 def _add_identity(parser: argparse.ArgumentParser, default: object = None) -> None:
     """Options valid before and after the command; a subcommand's default must not win."""
     parser.add_argument(
-        "--name", help="your display name (default: your login name)", default=default
+        "--name",
+        type=_display_name,
+        help="your display name (default: your login name)",
+        default=default,
     )
     parser.add_argument(
         "--config-dir",
@@ -101,7 +116,9 @@ def _add_interfaces(parser: argparse.ArgumentParser, default: object = None) -> 
 
 
 def _add_host_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session-name", default=None, help="the hosted session's name")
+    parser.add_argument(
+        "--session-name", type=_display_name, default=None, help="the hosted session's name"
+    )
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help="port to listen on (default: 8080)"
     )

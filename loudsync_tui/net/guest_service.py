@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock, SystemClock
-from loudsync_tui.core.effects import LEFT_WORDS, Log
+from loudsync_tui.core.effects import LEFT_WORDS, Log, LogLevel
 from loudsync_tui.core.guest import (
     Connect,
     Disconnect,
@@ -252,7 +252,6 @@ class GuestService:
             return True
         if verdict is not Verdict.TRUSTED or observed is None:
             changed = verdict is Verdict.MISMATCH
-            self.store.log_event(decision.message, "error" if changed else "warning")
             # Only a fingerprint the user may accept is handed on: never an advertised or
             # given one that differs, which is refused outright.
             acceptable = verdict is Verdict.NEW or decision.replaceable
@@ -261,6 +260,7 @@ class GuestService:
                 question=decision.message,
                 fingerprint=observed if acceptable else None,
                 changed=changed,
+                level="error" if changed else "warning",
             )
             return False
         if first.verdict is Verdict.MISMATCH:
@@ -376,7 +376,9 @@ class GuestService:
         question: str | None = None,
         fingerprint: str | None = None,
         changed: bool = False,
+        level: LogLevel | None = None,
     ) -> None:
+        """End the membership and log why, once (the reason is the log line)."""
         if self.end is not None:
             return
         self._commit_members()
@@ -384,7 +386,7 @@ class GuestService:
         if fingerprint is not None:
             self.store.guest_security(encrypted=True, fingerprint=fingerprint)
         self.store.guest_ended(end.reason, end.code, question=question, changed=changed)
-        self.store.log_event(end.reason, "info" if end.code == "left" else "warning")
+        self.store.log_event(end.reason, level or ("info" if end.code == "left" else "warning"))
         self._ended.set()
 
     # Socket tasks ---------------------------------------------------------------

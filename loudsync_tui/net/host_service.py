@@ -234,11 +234,9 @@ class HostService:
         elif isinstance(effect, BansChanged):
             store.host_bans_set(effect.devices, effect.addresses)
         elif isinstance(effect, Log):
+            # The store's log is the one path: the app mirrors it to its log file and the
+            # headless host prints it. Logging it here too printed every warning twice.
             store.log_event(effect.text, effect.level)
-            log.log(
-                {"info": logging.INFO, "warning": logging.WARNING}.get(effect.level, logging.ERROR),
-                effect.text,
-            )
 
     def _advertise_count(self) -> None:
         """Keep the TXT record's member count and PIN flag current."""

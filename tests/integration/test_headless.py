@@ -213,12 +213,14 @@ async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) ->
     assert await unsure.finish() == 4
     said = "".join(unsure.stderr_lines)
     assert "First connection to Grace's session “Friday”" in said  # names, not a device id
+    assert said.count("First connection") == 1  # the question is said once
     assert "Its code is " in said
     assert "--trust-new" in said
 
     nopin: Proc = await spawn("join", f"127.0.0.1:{port}", "--headless", "--trust-new")  # type: ignore[operator]
     assert await nopin.finish() == 2
     assert "needs a PIN" in "".join(nopin.stderr_lines)
+    await host.line("Refused a join from 127.0.0.1:.*: this session needs a PIN")
 
     sure: Proc = await spawn(  # type: ignore[operator]
         "join",
@@ -237,6 +239,8 @@ async def test_headless_tls_host_and_guest_verify_on_first_use(spawn: object) ->
     host.proc.send_signal(signal.SIGTERM)
     assert await host.finish() == 0
     assert "2468" not in "".join(host.stderr_lines)  # a PIN the user chose is never logged
+    logged = "".join(host.stderr_lines)
+    assert logged.count("Refused a join") == 1, logged  # each line once, not once more plain
 
 
 async def test_a_generated_pin_is_shown_once_on_the_ready_line_and_never_logged(

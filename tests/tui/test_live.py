@@ -7,6 +7,7 @@ own store, exactly as the headless modes run it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
 from tests.support.proxy import LinkProxy
+from tests.support.raw import RawGuest
 from tests.tui.helpers import wait_for
 
 FAST = {"heartbeat_interval": 0.1, "heartbeat_timeout": 2.0}
@@ -207,3 +209,20 @@ async def test_guest_shows_reconnecting_when_the_host_vanishes_and_recovers(
             assert hosting.members[ADA_ID].status == "connected"
     finally:
         await proxy.close()
+
+
+async def test_the_app_logs_each_host_event_once(caplog: pytest.LogCaptureFixture) -> None:
+    """One path from the host core to the log file: through the store, mirrored by the app."""
+    caplog.set_level(logging.INFO)
+    app = host_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.host_service is not None and app.store.get().hosting)
+        hosting = app.store.get().hosting
+        assert hosting is not None
+        raw = await RawGuest.connect(hosting.port)
+        await raw.join(ADA_ID, "Ada", session_id="no-such-session", key=ADA)
+        assert await raw.closed() == 4001
+        await wait_for(pilot, lambda: any("Refused a join" in e.text for e in app.store.get().log))
+        await pilot.pause()
+    refused = [r for r in caplog.records if "Refused a join" in r.getMessage()]
+    assert len(refused) == 1, [r.getMessage() for r in refused]

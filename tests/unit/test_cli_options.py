@@ -17,6 +17,10 @@ from loudsync_tui.cli import build_parser
         (["host", "--session-id", "a b"], "a session id is 1-128 letters"),
         (["join", "h", "--session-id", "x" * 129], "a session id is 1-128 letters"),
         (["host", "--session-id", "\x1b[2J"], "a session id is 1-128 letters"),
+        (["host", "--session-name", "Party\x1b]0;x\x07"], "control or direction characters"),
+        (["--name", "Eve\n[20:48:09] Grace"], "control or direction characters"),
+        (["join", "h", "--name", "x" * 65], "a name has 1-64 characters"),
+        (["host", "--session-name", ""], "a name has 1-64 characters"),
     ],
 )
 def test_bad_values_exit_2_with_the_reason(
