@@ -1,21 +1,40 @@
 """The guest's session rules, without I/O.
 
-`GuestSession` is the connection state machine (DISCONNECTED -> CONNECTING ->
+`GuestSession` is the whole guest side: asking the host who it is and deciding whether
+to trust it (`LookUpHost`, then `host_answered` or `lookup_failed`; the policy is
+`security.trust`), the connection state machine (DISCONNECTED -> CONNECTING ->
 CONNECTED -> RECONNECTING -> FAILED), the resume token, the reconnect schedule, the
-heartbeat schedule and the latency estimate. The client adapter opens and closes
-sockets when told to (`Connect`, `Disconnect`), feeds frames and closes back in, and
-calls `tick()` by `next_deadline()`.
+heartbeat schedule and the latency estimate. The adapter looks the host up, opens and
+closes sockets when told to (`Connect`, `Disconnect`), feeds answers, frames and closes
+back in, and calls `tick()` by `next_deadline()`.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Literal
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock
-from loudsync_tui.core.effects import Log
+from loudsync_tui.core.effects import Log, LogLevel
+from loudsync_tui.core.guest_effects import (
+    Connect,
+    ConnectionState,
+    Disconnect,
+    EndCode,
+    Ended,
+    GuestEffect,
+    HostFacts,
+    LatencyMeasured,
+    LookUpHost,
+    MemberGone,
+    MembersReplaced,
+    MembersUpdated,
+    PinHost,
+    SecurityKnown,
+    StateChanged,
+    Transmit,
+    Welcomed,
+)
 from loudsync_tui.protocol import (
     MAX_MEMBERS,
     PROTOCOL_VERSION,
@@ -28,7 +47,6 @@ from loudsync_tui.protocol import (
     JoinProof,
     Kicked,
     Leave,
-    LeftReason,
     MemberInfo,
     MemberJoined,
     MemberLeft,
@@ -45,9 +63,29 @@ from loudsync_tui.protocol import (
     type_name,
 )
 from loudsync_tui.security.device_key import sign_join
-from loudsync_tui.store.state import ConnectionState
+from loudsync_tui.security.trust import Verdict, decide, host_label, with_overrides
 
-EndCode = Literal["left", "kicked", "closed", "refused", "failed", "untrusted", "pin"]
+__all__ = [
+    "Connect",
+    "ConnectionState",
+    "Disconnect",
+    "EndCode",
+    "Ended",
+    "GuestEffect",
+    "GuestSession",
+    "HostFacts",
+    "LatencyMeasured",
+    "LookUpHost",
+    "MemberGone",
+    "MembersReplaced",
+    "MembersUpdated",
+    "PinHost",
+    "SecurityKnown",
+    "StateChanged",
+    "Transmit",
+    "Welcomed",
+]
+
 REFUSALS: dict[ErrorCode, str] = {
     ErrorCode.SESSION_FULL: "the session is full",
     ErrorCode.SESSION_NOT_FOUND: "no such session at this address",
@@ -62,92 +100,19 @@ LATENCY_SMOOTHING = 0.3
 """Weight of a new round-trip sample in the moving average."""
 
 
-@dataclass(frozen=True, slots=True)
-class Connect:
-    """Open a connection to the host now."""
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanged:
-    state: ConnectionState
-    attempt: int = 0
-    max_attempts: int = 0
-    next_attempt_at: float | None = None
-    """Monotonic time of the next reconnect attempt, for a countdown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Welcomed:
-    welcome: Welcome
-    resumed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MembersReplaced:
-    members: list[MemberInfo]
-
-
-@dataclass(frozen=True, slots=True)
-class MembersUpdated:
-    members: list[MemberInfo]
-
-
-@dataclass(frozen=True, slots=True)
-class MemberGone:
-    member_id: str
-    reason: LeftReason
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyMeasured:
-    latency: float | None
-    """None when there is no link to measure."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """The membership is over; `code` says why, `reason` is for people."""
-
-    reason: str
-    code: EndCode
-
-
-GuestEffect = (
-    Connect
-    | Disconnect
-    | Transmit
-    | StateChanged
-    | Welcomed
-    | MembersReplaced
-    | MembersUpdated
-    | MemberGone
-    | LatencyMeasured
-    | Ended
-    | Log
-)
-
-
 class GuestSession:
     def __init__(
         self,
         config: GuestConfig,
-        session_id: str,
+        session_id: str | None,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self.session_id = session_id
+        self.session_id = session_id or ""
+        """The session to join: the given one, else the one the host names at lookup."""
+        self.host: HostFacts | None = None
+        """What the host said at lookup, once it is trusted."""
         self.clock = clock
         self.rng = rng or random.Random()
         self.state = ConnectionState.DISCONNECTED
@@ -168,24 +133,95 @@ class GuestSession:
         self._member_ids: set[str] = set()
         self._max_members = MAX_MEMBERS
         self._overflow_logged = False
+        self._tls = False
+        self._fingerprint: str | None = None
         self._setup_ping: int | None = None
         """The timestamp of the PING sent on WELCOME, whose round trip is not a sample."""
 
     # Commands -------------------------------------------------------------------
 
     def start(self) -> list[GuestEffect]:
+        """Ask the host who it is; nothing is sent to it before it is trusted."""
         if self.state is not ConnectionState.DISCONNECTED or self.ended is not None:
             return []
-        return self._connect(ConnectionState.CONNECTING)
+        return self._look_up()
 
     def retry(self) -> list[GuestEffect]:
-        """From FAILED only: a fresh round of attempts, resuming if the host still holds us."""
+        """From FAILED only: a fresh round of attempts, resuming if the host still holds us
+        (or the lookup again, when the host never answered it)."""
         if self.state is not ConnectionState.FAILED:
             return []
         self.attempt = 0
         self.failure = None
         self.ended = None
+        if self.host is None:
+            return self._look_up()
         return self._connect(ConnectionState.CONNECTING)
+
+    # The host lookup and the trust decision ------------------------------------------
+
+    def host_answered(self, facts: HostFacts) -> list[GuestEffect]:
+        """The host said who it is: trust it (and connect), ask the user, or refuse."""
+        if self.state is not ConnectionState.CONNECTING or self.host is not None or self.ended:
+            return []
+        cfg = self.config
+        first = decide(
+            host_label(facts.host_name, facts.session_name),
+            facts.fingerprint,
+            given=cfg.expected_fingerprint,
+            advertised=cfg.advertised_fingerprint,
+            pinned=facts.pinned,
+            address=facts.address,
+            pinned_at_address=facts.pinned_at_address,
+        )
+        decision = with_overrides(
+            first,
+            given=cfg.expected_fingerprint,
+            trust_new=cfg.trust_new,
+            replace_pin=cfg.replace_pin,
+            pin=cfg.pin,
+        )
+        verdict, observed = decision.verdict, decision.fingerprint
+        effects: list[GuestEffect] = []
+        if verdict is Verdict.PLAINTEXT:
+            warning = "This session is not encrypted: others on the network can read it."
+            effects += [Log("warning", warning), SecurityKnown(encrypted=False, fingerprint=None)]
+            observed = None
+        elif verdict is not Verdict.TRUSTED or observed is None:
+            changed = verdict is Verdict.MISMATCH
+            # Only a fingerprint the user may accept is handed on: never an advertised or
+            # given one that differs, which is refused outright.
+            acceptable = verdict is Verdict.NEW or decision.replaceable
+            level: LogLevel = "error" if changed else "warning"
+            return self._end(
+                decision.message,
+                "untrusted",
+                question=decision.message,
+                fingerprint=observed if acceptable else None,
+                changed=changed,
+                level=level,
+            )
+        else:
+            if first.verdict is Verdict.MISMATCH:
+                replaced = f"Replaced the pinned fingerprint for {facts.address}"
+                effects.append(Log("warning", replaced))
+            effects += [
+                PinHost(facts.host_id, observed, facts.address),
+                SecurityKnown(encrypted=True, fingerprint=observed),
+            ]
+        self.host = facts
+        self._tls, self._fingerprint = facts.tls, observed
+        if self.session_id and self.session_id != facts.session_id:
+            other = f"{facts.address} hosts {facts.session_id!r}, not {self.session_id!r}"
+            effects.append(Log("warning", other))
+        self.session_id = self.session_id or facts.session_id
+        return [*effects, self._connection()]
+
+    def lookup_failed(self, error: str) -> list[GuestEffect]:
+        """The host could not be asked (nothing listening, not a LOUDSYNC host, timed out)."""
+        if self.state is not ConnectionState.CONNECTING or self.host is not None or self.ended:
+            return []
+        return self._lost(None, error)
 
     def leave(self, reason: str | None = None) -> list[GuestEffect]:
         """Leave for good; `reason`, when given, is shown to the others after "left"."""
@@ -267,7 +303,7 @@ class GuestSession:
             and now >= self._next_attempt
         ):
             self._next_attempt = None
-            effects.append(Connect())
+            effects.append(self._connection())
         if self._welcome_deadline is not None and now >= self._welcome_deadline and self._open:
             self._welcome_deadline = None
             self._open = False
@@ -428,11 +464,21 @@ class GuestSession:
             self.latency += LATENCY_SMOOTHING * (sample - self.latency)
         return [LatencyMeasured(self.latency)]
 
+    def _look_up(self) -> list[GuestEffect]:
+        self.state = ConnectionState.CONNECTING
+        return [
+            StateChanged(ConnectionState.CONNECTING, self.attempt, self.config.reconnect_attempts),
+            LookUpHost(),
+        ]
+
+    def _connection(self) -> Connect:
+        return Connect(self._tls, self._fingerprint)
+
     def _connect(self, state: ConnectionState) -> list[GuestEffect]:
         self.state = state
         return [
             StateChanged(state, self.attempt, self.config.reconnect_attempts),
-            Connect(),
+            self._connection(),
         ]
 
     def _lost(self, code: int | None, why: str) -> list[GuestEffect]:
@@ -476,10 +522,20 @@ class GuestSession:
             return self._end(f"Join refused ({reason or 'no reason given'})", "refused")
         return self._end(f"The host closed the connection ({reason or 'no reason'})", "closed")
 
-    def _end(self, reason: str, code: EndCode) -> list[GuestEffect]:
+    def _end(
+        self,
+        reason: str,
+        code: EndCode,
+        *,
+        question: str | None = None,
+        fingerprint: str | None = None,
+        changed: bool = False,
+        level: LogLevel | None = None,
+    ) -> list[GuestEffect]:
         if self.ended is not None:
             return []
-        self.ended = Ended(reason, code)
+        level = level or ("info" if code == "left" else "warning")
+        self.ended = Ended(reason, code, question, fingerprint, changed, level)
         self.state = ConnectionState.DISCONNECTED
         self._next_heartbeat = None
         self._next_attempt = None

@@ -22,17 +22,22 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock, SystemClock
-from loudsync_tui.core.effects import LEFT_WORDS, Log, LogLevel
-from loudsync_tui.core.guest import (
+from loudsync_tui.core.effects import LEFT_WORDS, Log
+from loudsync_tui.core.guest import GuestSession
+from loudsync_tui.core.guest_effects import (
     Connect,
+    ConnectionState,
     Disconnect,
     Ended,
     GuestEffect,
-    GuestSession,
+    HostFacts,
     LatencyMeasured,
+    LookUpHost,
     MemberGone,
     MembersReplaced,
     MembersUpdated,
+    PinHost,
+    SecurityKnown,
     StateChanged,
     Transmit,
     Welcomed,
@@ -40,7 +45,6 @@ from loudsync_tui.core.guest import (
 from loudsync_tui.net.client import (
     AddressError,
     HostAddress,
-    HostAnswer,
     SessionLookupError,
     ask_host,
     parse_address,
@@ -51,8 +55,8 @@ from loudsync_tui.security.certificate import (
     peer_fingerprint,
 )
 from loudsync_tui.security.device_key import CHALLENGE_HEADER
-from loudsync_tui.security.trust import KnownHosts, Verdict, decide, host_label, with_overrides
-from loudsync_tui.store import AppStore, ConnectionState, Member, member_from_info
+from loudsync_tui.security.trust import KnownHosts
+from loudsync_tui.store import AppStore, Member, member_from_info
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,20 @@ class _Opened:
     generation: int
     challenge: str | None = None
     """The host's nonce from the handshake response; None from a Phase 1 host."""
+    fingerprint: str | None = None
+    """The certificate this connection presented (checked against the verified one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    facts: HostFacts
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _LookupFailed:
+    error: str
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +110,7 @@ class _Command:
     name: str
 
 
-_Input = _Opened | _ConnectFailed | _Frame | _Closed | _Command
+_Input = _Answered | _LookupFailed | _Opened | _ConnectFailed | _Frame | _Closed | _Command
 
 
 class GuestService:
@@ -116,8 +134,7 @@ class GuestService:
         self._runner: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self.end: Ended | None = None
-        self._tls = False
-        self._fingerprint: str | None = None
+        self._known: KnownHosts | None = None
         self._draft: dict[str, Member] | None = None
 
     def start(self) -> None:
@@ -152,9 +169,16 @@ class GuestService:
 
     async def _run(self) -> None:
         try:
-            core = await self._prepare()
-            if core is None:
+            try:
+                self.address = parse_address(self.config.address)
+            except AddressError as exc:
+                self._finish(Ended(str(exc), "refused"))
                 return
+            known = KnownHosts(Path(self.config.trust_dir)) if self.config.trust_dir else None
+            self._known = known
+            core = self.core = GuestSession(
+                self.config, self.config.session_id, self.clock, self._rng
+            )
             self._apply(core.start())
             while core.ended is None:
                 deadline = core.next_deadline()
@@ -173,103 +197,6 @@ class GuestService:
             self._finish(Ended(f"Internal error: {exc}", "failed"))
         finally:
             await self._shutdown()
-
-    async def _prepare(self) -> GuestSession | None:
-        """Ask the host who it is and decide whether to trust it; None if we must not go on.
-
-        An unreachable host leaves the guest FAILED, so the user can retry; an address
-        that cannot work or a host we must not trust ends the attempt.
-        """
-        cfg = self.config
-        try:
-            self.address = parse_address(cfg.address)
-        except AddressError as exc:
-            self._finish(Ended(str(exc), "refused"))
-            return None
-        while True:
-            self.store.guest_connection(ConnectionState.CONNECTING)
-            try:
-                answer = await ask_host(self.address, cfg.tls, cfg.connect_timeout)
-                break
-            except SessionLookupError as exc:
-                self.store.log_event(str(exc), "error")
-                self.store.guest_connection(ConnectionState.FAILED)
-                self.store.guest_ended(f"Could not connect: {exc}", "failed")
-                if not await self._wait_for_retry():
-                    return None
-        if not self._trusted(answer):
-            return None
-        self._tls = answer.tls
-        if cfg.session_id is not None and cfg.session_id != answer.session_id:
-            self.store.log_event(
-                f"{self.address.netloc} hosts {answer.session_id!r}, not {cfg.session_id!r}",
-                "warning",
-            )
-        self.core = GuestSession(cfg, cfg.session_id or answer.session_id, self.clock, self._rng)
-        return self.core
-
-    async def _wait_for_retry(self) -> bool:
-        """While FAILED before any connection: True on retry, False on leave."""
-        while True:
-            item = await self._inputs.get()
-            if isinstance(item, _Command):
-                if item.name == "retry":
-                    return True
-                self._finish(Ended("You left the session", "left"))
-                return False
-
-    def _trusted(self, answer: HostAnswer) -> bool:
-        """Apply the trust policy; on False the membership has ended with the reason.
-
-        Nothing, PIN included, is sent before this says yes.
-        """
-        cfg = self.config
-        known = KnownHosts(Path(cfg.trust_dir)) if cfg.trust_dir else None
-        address = self.address.netloc
-        first = decide(
-            host_label(answer.host_name, answer.session_name),
-            answer.fingerprint,
-            given=cfg.expected_fingerprint,
-            advertised=cfg.advertised_fingerprint,
-            pinned=known.get(answer.host_id) if known else None,
-            address=address,
-            pinned_at_address=known.at_address(address) if known else None,
-        )
-        decision = with_overrides(
-            first,
-            given=cfg.expected_fingerprint,
-            trust_new=cfg.trust_new,
-            replace_pin=cfg.replace_pin,
-            pin=cfg.pin,
-        )
-        verdict, observed = decision.verdict, decision.fingerprint
-        if verdict is Verdict.PLAINTEXT:
-            self.store.log_event(
-                "This session is not encrypted: others on the network can read it.", "warning"
-            )
-            self.store.guest_security(encrypted=False, fingerprint=None)
-            self._fingerprint = None
-            return True
-        if verdict is not Verdict.TRUSTED or observed is None:
-            changed = verdict is Verdict.MISMATCH
-            # Only a fingerprint the user may accept is handed on: never an advertised or
-            # given one that differs, which is refused outright.
-            acceptable = verdict is Verdict.NEW or decision.replaceable
-            self._finish(
-                Ended(decision.message, "untrusted"),
-                question=decision.message,
-                fingerprint=observed if acceptable else None,
-                changed=changed,
-                level="error" if changed else "warning",
-            )
-            return False
-        if first.verdict is Verdict.MISMATCH:
-            self.store.log_event(f"Replaced the pinned fingerprint for {address}", "warning")
-        if known is not None:
-            known.pin(answer.host_id, observed, address)
-        self._fingerprint = observed
-        self.store.guest_security(encrypted=True, fingerprint=observed)
-        return True
 
     def _drain(self, core: GuestSession) -> None:
         """Feed what has already arrived, so a burst of frames ends in one store change."""
@@ -301,11 +228,14 @@ class GuestService:
             if isinstance(item, _Opened):  # a connection we gave up on meanwhile
                 self._spawn(item.ws.close())
             return []
+        if isinstance(item, _Answered):
+            return core.host_answered(item.facts)
+        if isinstance(item, _LookupFailed):
+            return core.lookup_failed(item.error)
         if isinstance(item, _Opened):
             self._ws = item.ws
             self._spawn(self._read(item.ws, item.generation))
-            fingerprint = self._fingerprint if self._tls else None
-            return core.opened(challenge=item.challenge, fingerprint=fingerprint)
+            return core.opened(challenge=item.challenge, fingerprint=item.fingerprint)
         if isinstance(item, _ConnectFailed):
             return core.connect_failed(item.error)
         if isinstance(item, _Frame):
@@ -320,9 +250,17 @@ class GuestService:
                 case Transmit(message=message):
                     if self._ws is not None:
                         self._spawn(self._send(self._ws, encode(message)))
-                case Connect():
+                case LookUpHost():
                     self._generation += 1
-                    self._spawn(self._connect(self._generation))
+                    self._spawn(self._look_up(self._generation))
+                case PinHost(host_id=host_id, fingerprint=fingerprint, address=address):
+                    if self._known is not None:
+                        self._known.pin(host_id, fingerprint, address)
+                case SecurityKnown(encrypted=encrypted, fingerprint=fingerprint):
+                    store.guest_security(encrypted=encrypted, fingerprint=fingerprint)
+                case Connect(tls=tls, fingerprint=fingerprint):
+                    self._generation += 1
+                    self._spawn(self._connect(self._generation, tls, fingerprint))
                 case Disconnect(code=code, reason=reason):
                     ws, self._ws = self._ws, None
                     self._generation += 1
@@ -369,34 +307,49 @@ class GuestService:
                 case Ended():
                     self._finish(effect)
 
-    def _finish(
-        self,
-        end: Ended,
-        *,
-        question: str | None = None,
-        fingerprint: str | None = None,
-        changed: bool = False,
-        level: LogLevel | None = None,
-    ) -> None:
+    def _finish(self, end: Ended) -> None:
         """End the membership and log why, once (the reason is the log line)."""
         if self.end is not None:
             return
         self._commit_members()
         self.end = end
-        if fingerprint is not None:
-            self.store.guest_security(encrypted=True, fingerprint=fingerprint)
-        self.store.guest_ended(end.reason, end.code, question=question, changed=changed)
-        self.store.log_event(end.reason, level or ("info" if end.code == "left" else "warning"))
+        if end.fingerprint is not None:
+            self.store.guest_security(encrypted=True, fingerprint=end.fingerprint)
+        self.store.guest_ended(end.reason, end.code, question=end.question, changed=end.changed)
+        self.store.log_event(end.reason, end.level)
         self._ended.set()
 
     # Socket tasks ---------------------------------------------------------------
 
-    async def _connect(self, generation: int) -> None:
+    async def _look_up(self, generation: int) -> None:
+        """GET /session, then this guest's pins for what answered: the trust decision's facts."""
+        cfg = self.config
+        try:
+            answer = await ask_host(self.address, cfg.tls, cfg.connect_timeout)
+        except SessionLookupError as exc:
+            self._inputs.put_nowait(_LookupFailed(str(exc), generation))
+            return
+        address = self.address.netloc
+        known = self._known
+        facts = HostFacts(
+            session_id=answer.session_id,
+            host_id=answer.host_id,
+            session_name=answer.session_name,
+            host_name=answer.host_name,
+            address=address,
+            tls=answer.tls,
+            fingerprint=answer.fingerprint,
+            pinned=known.get(answer.host_id) if known else None,
+            pinned_at_address=known.at_address(address) if known else None,
+        )
+        self._inputs.put_nowait(_Answered(facts, generation))
+
+    async def _connect(self, generation: int, tls: bool, fingerprint: str | None) -> None:
         cfg = self.config
         try:
             ws = await connect(
-                self.address.ws_url(self._tls),
-                ssl=client_context() if self._tls else None,
+                self.address.ws_url(tls),
+                ssl=client_context() if tls else None,
                 open_timeout=cfg.connect_timeout,
                 max_size=cfg.max_frame_size,
                 ping_interval=None,  # the protocol's own PING does this job
@@ -407,9 +360,10 @@ class GuestService:
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             self._inputs.put_nowait(_ConnectFailed(_describe(exc, self.address), generation))
         else:
-            if self._tls:
+            observed = None
+            if tls:
                 observed = peer_fingerprint(ws.transport.get_extra_info("ssl_object"))
-                if observed != self._fingerprint:
+                if observed != fingerprint:
                     await ws.close()
                     self._inputs.put_nowait(
                         _ConnectFailed(
@@ -419,7 +373,7 @@ class GuestService:
                     return
             response = ws.response
             challenge = None if response is None else response.headers.get(CHALLENGE_HEADER)
-            self._inputs.put_nowait(_Opened(ws, generation, challenge))
+            self._inputs.put_nowait(_Opened(ws, generation, challenge, observed))
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:
         try:

@@ -7,28 +7,18 @@ Mappings are read-only views over fresh dicts.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from loudsync_tui.core.guest_effects import ConnectionState  # owned by the core; shown here
 from loudsync_tui.protocol import ConnectionStatus, LeftReason
 
 LogLevel = Literal["info", "warning", "error"]
 
 LOG_LIMIT = 500
 """The event log keeps this many newest entries."""
-
-
-class ConnectionState(enum.StrEnum):
-    """A guest's link to its host."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +56,10 @@ class DiscoveredSession:
     fingerprint: str | None = None
     """Advertised certificate fingerprint; the guest checks the real one against it."""
     pin_required: bool = False
+    reachable: bool | None = None
+    """Whether a TCP connect to its address and port succeeded last time; None: not
+    checked yet. A host killed without a goodbye stays listed until its records expire,
+    but stops answering at once."""
 
 
 def join_refusal(session: DiscoveredSession) -> str | None:

@@ -22,7 +22,9 @@ from loudsync_tui.core.guest import (
     Ended,
     GuestEffect,
     GuestSession,
+    HostFacts,
     LatencyMeasured,
+    LookUpHost,
     MemberGone,
     MembersReplaced,
     MembersUpdated,
@@ -86,12 +88,22 @@ class Guest:
     ) -> list[GuestEffect]:
         """start (or a reconnect), opened, WELCOME: returns the WELCOME's effects."""
         if self.core.state is S.DISCONNECTED:
-            assert Connect() in self.core.start()
+            assert Connect() in begin(self.core)
         self.core.opened()
         return self.feed(welcome(token, interval, timeout))
 
     def now_ms(self) -> int:
         return self.clock.wall_ms()
+
+
+PLAIN_HOST = HostFacts(SID, "dev-host", "Friday listening", "Grace", "127.0.0.1:8080", False, None)
+"""A host that answered the lookup over plain HTTP, nothing pinned for it."""
+
+
+def begin(core: GuestSession) -> list[GuestEffect]:
+    """start(), and the host answers the lookup plainly: the effects of that answer."""
+    assert LookUpHost() in core.start()
+    return core.host_answered(PLAIN_HOST)
 
 
 def state(core: GuestSession) -> S:
@@ -132,9 +144,10 @@ def member(mid: str, status: ConnectionStatus = "connected") -> MemberInfo:
 def test_start_connects_and_opened_sends_join() -> None:
     g = Guest()
     assert g.core.state is S.DISCONNECTED
-    assert g.core.start() == [StateChanged(S.CONNECTING, 0, 3), Connect()]
+    assert g.core.start() == [StateChanged(S.CONNECTING, 0, 3), LookUpHost()]
     assert state(g.core) is S.CONNECTING
     assert g.core.start() == []  # once only
+    assert of(g.core.host_answered(PLAIN_HOST), Connect) == [Connect()]
     effects = g.core.opened()
     assert sent(effects) == [
         Join(
@@ -150,7 +163,7 @@ def test_start_connects_and_opened_sends_join() -> None:
 
 def test_welcome_connects_and_pings_at_once() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     w = welcome("tok-9")
     effects = g.feed(w)
@@ -429,7 +442,7 @@ def test_a_reconnect_that_gets_a_fresh_welcome_is_not_a_resume() -> None:
 
 def test_no_welcome_within_the_connect_timeout() -> None:
     g = Guest(connect_timeout=4.0)
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 4.0)
     assert g.advance(3.75) == []
@@ -440,7 +453,7 @@ def test_no_welcome_within_the_connect_timeout() -> None:
 
 def test_initial_connect_failure_without_a_token_is_failed() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     effects = g.core.connect_failed("connection refused")
     assert states(effects) == [S.FAILED]
     assert of(effects, Connect) == []
@@ -451,7 +464,7 @@ def test_initial_connect_failure_without_a_token_is_failed() -> None:
 
 def test_an_abnormal_close_before_any_welcome_is_failed() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     assert states(g.core.closed(1006)) == [S.FAILED]
 
@@ -504,7 +517,7 @@ def test_session_closed_ends_with_the_reason() -> None:
 
 def test_an_error_before_welcome_refuses_the_join() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     effects = g.feed(Error(timestamp=T, code=ErrorCode.SESSION_FULL, message="10 of 10"))
     assert of(effects, Disconnect) != []
@@ -562,7 +575,7 @@ def test_leave_while_reconnecting_sends_nothing_and_stops_retrying() -> None:
 
 def test_leave_before_welcome_closes_without_leave() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     effects = g.core.leave()
     assert sent(effects) == []
@@ -572,7 +585,7 @@ def test_leave_before_welcome_closes_without_leave() -> None:
 def test_next_deadline_in_each_state() -> None:
     g = Guest(connect_timeout=10.0)
     assert g.core.next_deadline() is None  # DISCONNECTED
-    g.core.start()
+    begin(g.core)
     assert g.core.next_deadline() is None  # the adapter times the handshake
     g.core.opened()
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 10.0)
@@ -624,7 +637,7 @@ class Network:
         peer = Peer(GuestSession(cfg, SID, self.clock, random.Random(seed)))
         self.peers[device_id] = peer
         self.link_up[device_id] = True
-        self.guest(device_id, peer.core.start())
+        self.guest(device_id, begin(peer.core))
         return peer
 
     # Effects -> events
@@ -854,7 +867,7 @@ def test_a_plain_leave_gives_no_reason_so_the_host_says_only_left() -> None:
 
 def test_a_refusal_without_a_text_is_said_in_words_not_codes() -> None:
     g = Guest()
-    g.core.start()
+    begin(g.core)
     g.core.opened()
     effects = g.feed(Error(timestamp=T, code=ErrorCode.RATE_LIMITED, message=""))
     (ended,) = of(effects, Ended)

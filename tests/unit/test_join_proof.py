@@ -10,7 +10,7 @@ import msgspec
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.core.clock import ManualClock
 from loudsync_tui.core.effects import Broadcast, Close, HostEffect, Log, Send
-from loudsync_tui.core.guest import GuestSession, Transmit
+from loudsync_tui.core.guest import GuestSession, HostFacts, Transmit
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.protocol import (
     CloseCode,
@@ -293,6 +293,9 @@ def test_an_unproven_join_cannot_take_a_held_place_over() -> None:
 # Guest core -----------------------------------------------------------------------------
 
 
+PLAIN_HOST = HostFacts(SID, "k-host", "Friday", "Grace", "10.0.0.1:8080", False, None)
+
+
 def _guest(key: DeviceKey | None) -> GuestSession:
     config = GuestConfig(
         address="mem",
@@ -315,6 +318,7 @@ def test_the_guest_signs_the_challenge_with_its_key() -> None:
     key = DeviceKey.generate()
     guest = _guest(key)
     guest.start()
+    guest.host_answered(PLAIN_HOST)
     join = _sent_join(guest.opened(challenge="n1", fingerprint=FP))
     assert join.proof is not None
     assert join.device.id == key.device_id
@@ -326,9 +330,11 @@ def test_the_guest_signs_the_challenge_with_its_key() -> None:
 def test_the_guest_joins_unproven_without_a_key_or_a_challenge() -> None:
     keyless = _guest(None)
     keyless.start()
+    keyless.host_answered(PLAIN_HOST)
     assert _sent_join(keyless.opened(challenge="n1")).proof is None
     phase1_host = _guest(DeviceKey.generate())
     phase1_host.start()
+    phase1_host.host_answered(PLAIN_HOST)
     assert _sent_join(phase1_host.opened()).proof is None
 
 
