@@ -30,6 +30,7 @@ from loudsync_tui.core.effects import (
     MemberRemoved,
     Send,
 )
+from loudsync_tui.core.latency import latency_changed
 from loudsync_tui.core.ratelimit import TokenBucket
 from loudsync_tui.protocol import (
     PROTOCOL_VERSION,
@@ -60,17 +61,6 @@ from loudsync_tui.protocol import (
 )
 from loudsync_tui.security.device_key import is_key_id, verify_join
 from loudsync_tui.security.pin import PinGuard, pin_matches
-
-LATENCY_MIN_CHANGE_MS = 5.0
-LATENCY_MIN_CHANGE_RATIO = 0.2
-
-
-def latency_changed(old: float | None, new: float | None) -> bool:
-    """Whether a latency moved enough to tell everyone: by more than both 5 ms and 20%."""
-    if old is None or new is None:
-        return old != new
-    delta = abs(new - old)
-    return delta > LATENCY_MIN_CHANGE_MS and delta > LATENCY_MIN_CHANGE_RATIO * old
 
 
 def host_of(address: str) -> str:

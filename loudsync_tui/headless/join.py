@@ -12,7 +12,7 @@ import argparse
 import asyncio
 
 from loudsync_tui.config import GuestConfig, guest_config_from_args
-from loudsync_tui.core.host import latency_changed
+from loudsync_tui.core.latency import latency_changed
 from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stderr
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.store import AppStore, ConnectionState, GuestState

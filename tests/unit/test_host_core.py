@@ -20,7 +20,8 @@ from loudsync_tui.core.effects import (
     MemberRemoved,
     Send,
 )
-from loudsync_tui.core.host import HostSession, connection_ids, latency_changed
+from loudsync_tui.core.host import HostSession, connection_ids
+from loudsync_tui.core.latency import latency_changed
 from loudsync_tui.protocol import (
     CloseCode,
     DeviceInfo,
