@@ -1,0 +1,205 @@
+"""The session clock a guest estimates from PING/PONG timestamps, and when to probe it.
+
+Pure rules: samples and times in, estimates out. All times are integer microseconds;
+"local" is the guest's monotonic clock, "session" the host's clock since the session
+started, and session = local + offset, where the offset drifts at `skew_ppm`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+WINDOW_US = 60_000_000
+"""A minute of samples: a long baseline for the skew (100 µs of noise is under 2 ppm over
+60 s), yet short enough that a crystal's temperature drift keeps a straight line true."""
+WINDOW_MAX = 128
+"""Caps the work of a refit (O(n) a sample) even if probes come far faster than planned."""
+SIGMA_FLOOR_US = 50.0
+"""Timestamp jitter of an ideal exchange (scheduling, wakeups): round-trip differences
+smaller than this say nothing about which sample is better."""
+RTT_MARGIN_US = 5_000
+"""Samples more than this (or more than the best round trip) above the best are dropped:
+their error bound is too loose to be worth even a tiny weight."""
+MIN_SKEW_SPAN_US = 2_000_000
+"""Below 2 s of spread, 100 µs of noise would already be a 50 ppm slope: use skew 0."""
+STEP_MIN_US = 2_000
+STEP_FACTOR = 20.0
+STEP_RUN = 3
+"""A clock step is this many consecutive samples off the line by more than their round
+trip and max(2 ms, 20 x uncertainty) explain; fewer is an outlier, dropped."""
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    """One exchange: t1/t4 on the guest's local clock, t2/t3 on the session clock."""
+
+    t1: int
+    t2: int
+    t3: int
+    t4: int
+
+    @property
+    def offset_us(self) -> float:
+        """Session minus local, exact if both network legs took equally long."""
+        return ((self.t2 - self.t1) + (self.t3 - self.t4)) / 2
+
+    @property
+    def rtt_us(self) -> int:
+        """Time on the network; the offset is wrong by at most half of it."""
+        return (self.t4 - self.t1) - (self.t3 - self.t2)
+
+    @property
+    def local_mid_us(self) -> float:
+        """The local instant the offset describes."""
+        return (self.t1 + self.t4) / 2
+
+
+@dataclass(frozen=True)
+class ClockEstimate:
+    """session = local + offset_us + skew_ppm * 1e-6 * (local - at_local_us)."""
+
+    offset_us: int
+    skew_ppm: float
+    uncertainty_us: float
+    rtt_us: int
+    samples: int
+    at_local_us: int
+
+
+class ClockEstimator:
+    """Fits offset and skew as a line over local time from the window's samples.
+
+    Selection: every sample within min_rtt + max(5 ms, min_rtt) takes part, weighted by
+    1 / (excess_rtt / 2 + 50 µs)^2. A sample's error is bounded by half its round trip
+    beyond the path's minimum, so the weight follows that bound, while keeping all good
+    samples (not just the best quarter) keeps the fit's time spread: a hard quantile
+    can pick only burst samples and leave the slope undetermined.
+    """
+
+    def __init__(self, window_us: int = WINDOW_US, max_samples: int = WINDOW_MAX) -> None:
+        self.window_us = window_us
+        self._samples: deque[ClockSample] = deque(maxlen=max_samples)
+        self._suspects: list[ClockSample] = []
+        self._estimate: ClockEstimate | None = None
+        self.resets = 0
+        """How many times a clock step (or a run of bad samples) restarted the fit."""
+
+    def reset(self) -> None:
+        """Forget everything, e.g. on reconnecting to a (maybe different) host."""
+        self._samples.clear()
+        self._suspects.clear()
+        self._estimate = None
+
+    def add(self, sample: ClockSample) -> bool:
+        """Take a sample; False if it is impossible or (so far) a lone outlier."""
+        if sample.t3 < sample.t2 or sample.t4 < sample.t1 or sample.rtt_us < 0:
+            return False
+        est = self._estimate
+        if est is not None and self._off_line(sample, est):
+            self._suspects.append(sample)
+            if len(self._suspects) < STEP_RUN:
+                return False
+            self._samples.clear()  # a step: start over from the run that shows it
+            self._samples.extend(self._suspects)
+            self.resets += 1
+        else:
+            self._samples.append(sample)
+        self._suspects.clear()
+        newest = max(s.local_mid_us for s in self._samples)
+        while self._samples[0].local_mid_us < newest - self.window_us:
+            self._samples.popleft()
+        self._estimate = self._fit(newest)
+        return True
+
+    def estimate(self) -> ClockEstimate | None:
+        """The current fit, None before the first sample."""
+        return self._estimate
+
+    def session_time(self, local_us: int) -> int | None:
+        """Session time at a local instant; None (not an exception) before the first
+        sample, so mypy makes every caller decide what to do without a clock."""
+        est = self._estimate
+        if est is None:
+            return None
+        drift = est.skew_ppm * 1e-6 * (local_us - est.at_local_us)
+        return round(local_us + est.offset_us + drift)
+
+    def local_time(self, session_us: int) -> int | None:
+        """The local instant at which the session clock reads `session_us` (inverse)."""
+        est = self._estimate
+        if est is None:
+            return None
+        since = (session_us - est.at_local_us - est.offset_us) / (1 + est.skew_ppm * 1e-6)
+        return round(est.at_local_us + since)
+
+    def _off_line(self, sample: ClockSample, est: ClockEstimate) -> bool:
+        predicted = est.offset_us + est.skew_ppm * 1e-6 * (sample.local_mid_us - est.at_local_us)
+        allowed = sample.rtt_us / 2 + max(STEP_MIN_US, STEP_FACTOR * est.uncertainty_us)
+        return abs(sample.offset_us - predicted) > allowed
+
+    def _fit(self, newest: float) -> ClockEstimate:
+        best = min(self._samples, key=lambda s: s.rtt_us)
+        cutoff = best.rtt_us + max(RTT_MARGIN_US, best.rtt_us)
+        chosen = [s for s in self._samples if s.rtt_us <= cutoff]
+        # Relative coordinates: local clocks and offsets can be ~1e12 µs.
+        xs = [s.local_mid_us - newest for s in chosen]
+        ys = [s.offset_us - best.offset_us for s in chosen]
+        ws = [1 / ((s.rtt_us - best.rtt_us) / 2 + SIGMA_FLOOR_US) ** 2 for s in chosen]
+        total = sum(ws)
+        mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / total
+        my = sum(w * y for w, y in zip(ws, ys, strict=True)) / total
+        sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
+        slope = 0.0
+        if len(chosen) >= 3 and max(xs) - min(xs) >= MIN_SKEW_SPAN_US and sxx > 0:
+            sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
+            slope = sxy / sxx
+        intercept = my - slope * mx  # the line's value at x = 0, the newest sample
+        sq = sum(w * (y - intercept - slope * x) ** 2 for w, x, y in zip(ws, xs, ys, strict=True))
+        return ClockEstimate(
+            offset_us=round(best.offset_us + intercept),
+            skew_ppm=slope * 1e6,
+            uncertainty_us=best.rtt_us / 2 + math.sqrt(sq / total),
+            rtt_us=best.rtt_us,
+            samples=len(self._samples),
+            at_local_us=round(newest),
+        )
+
+
+class ProbeSchedule:
+    """When the next clock probe is due, in monotonic seconds.
+
+    A burst right after (re)connecting gives a first estimate within a second; then one
+    a second while playing keeps the skew tracked, and the idle interval (the heartbeat)
+    keeps a paused guest ready to start without a fresh burst.
+    """
+
+    def __init__(
+        self, idle_interval: float = 5.0, burst: int = 30, burst_span: float = 1.0
+    ) -> None:
+        self.idle_interval = idle_interval
+        self.burst = burst
+        self.burst_span = burst_span
+        self.playing = False
+        self._burst_left = burst
+        self._last_sent: float | None = None
+
+    def connected(self, now: float) -> None:
+        """Start a fresh burst (after a connect, a reconnect, or an estimator reset)."""
+        self._burst_left = self.burst
+        self._last_sent = None
+
+    def sent(self, now: float) -> None:
+        self._last_sent = now
+        self._burst_left = max(0, self._burst_left - 1)
+
+    def next_due(self, now: float) -> float:
+        """The time of the next probe; `now` (or earlier) means send one now."""
+        if self._last_sent is None:
+            return now
+        if self._burst_left > 0:
+            gap = self.burst_span / self.burst
+        else:
+            gap = 1.0 if self.playing else self.idle_interval
+        return self._last_sent + gap
