@@ -115,6 +115,17 @@ def _add_interfaces(parser: argparse.ArgumentParser, default: object = None) -> 
     )
 
 
+def _add_probe_timeout(parser: argparse.ArgumentParser, default: object = None) -> None:
+    parser.add_argument(
+        "--probe-timeout",
+        type=_seconds,
+        default=default,
+        metavar="SECONDS",
+        help="how long a listed host has to accept a TCP connection before it is shown "
+        "as unreachable (default: 1.5)",
+    )
+
+
 def _add_host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--session-name", type=_display_name, default=None, help="the hosted session's name"
@@ -218,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_identity(parser)
     _add_interfaces(parser)
     _add_no_tls(parser)
+    parser.add_argument(
+        "--probe-interval",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how often Browse checks that each listed host still answers (default: 3)",
+    )
+    _add_probe_timeout(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     host = commands.add_parser("host", help="host a session")
@@ -240,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     discover.add_argument("--json", action="store_true", help="one JSON object per line")
     _add_interfaces(discover, argparse.SUPPRESS)
+    _add_probe_timeout(discover, argparse.SUPPRESS)
     return parser
 
 

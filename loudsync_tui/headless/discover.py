@@ -2,14 +2,21 @@
 
 Exit status 0 means the LAN was searched, whether or not anything answered; 1 means mDNS
 could not run here at all, so a script can tell "nobody hosts" from "cannot look".
+Each session is checked with a TCP connect before it is shown, since mDNS keeps a host
+that died without a goodbye listed for minutes. JSON lines go out as sessions are found;
+Ctrl-C ends the search early and keeps what was found.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loudsync_tui.net.discovery import DiscoveryUnavailable, discover_once
+from loudsync_tui.net.reachability import DEFAULT_PROBE, answers
 from loudsync_tui.store import DiscoveredSession
 from loudsync_tui.text import printable
 
@@ -42,6 +50,10 @@ def session_json(session: DiscoveredSession) -> dict[str, Any]:
         "joinable": session.joinable,
         "whyNot": session.why_not,
         "address": join_address(session),
+        "tls": session.encrypted,
+        "fingerprint": session.fingerprint,
+        "pin": session.pin_required,
+        "reachable": session.reachable,
     }
 
 
@@ -56,6 +68,8 @@ def _table(sessions: list[DiscoveredSession]) -> Table:
         # Whatever an mDNS record says is data: Text cells are never parsed as markup, and
         # `printable` keeps escape sequences off the terminal (--json keeps the raw value).
         status = "joinable" if session.joinable else f"not joinable: {session.why_not}"
+        if session.reachable is False:  # listed by mDNS, but nothing accepts a connection
+            status = "not answering"
         cells = (
             session.name,
             session.host_name,
@@ -67,22 +81,66 @@ def _table(sessions: list[DiscoveredSession]) -> Table:
     return table
 
 
+async def discover_checked(
+    timeout: float,  # noqa: ASYNC109 - a listening window, not a deadline to cancel at
+    interfaces: list[str],
+    probe_timeout: float,
+    on_checked: Callable[[DiscoveredSession], None] | None = None,
+) -> list[DiscoveredSession]:
+    """The sessions present at the end of the window, each with `reachable` from a TCP
+    check made as soon as it was found (`on_checked` hears each as its check ends). The
+    first SIGINT ends the window early; a second one interrupts."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    checks: dict[str, asyncio.Task[DiscoveredSession]] = {}
+
+    async def check(session: DiscoveredSession) -> DiscoveredSession:
+        ok = await answers(session.addresses, session.port, probe_timeout)
+        checked = replace(session, reachable=ok)
+        if on_checked is not None:
+            on_checked(checked)
+        return checked
+
+    def found(session: DiscoveredSession) -> None:
+        if session.key not in checks:
+            checks[session.key] = loop.create_task(check(session))
+
+    def interrupted() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        sessions = await discover_once(timeout, interfaces, on_found=found, stop=stop)
+        results = {s.key: s.reachable for s in await asyncio.gather(*checks.values())}
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGINT)
+    return [replace(s, reachable=results.get(s.key)) for s in sessions]
+
+
 def run_discover(args: argparse.Namespace) -> int:
     timeout: float = args.timeout
     interfaces: list[str] = list(args.interfaces)
+    probe_timeout: float = getattr(args, "probe_timeout", None) or DEFAULT_PROBE.timeout
+    printed: list[str] = []
+
+    def print_json(session: DiscoveredSession) -> None:
+        print(json.dumps(session_json(session), ensure_ascii=False), flush=True)
+        printed.append(session.key)
+
     try:
-        sessions = asyncio.run(discover_once(timeout, interfaces))
+        sessions = asyncio.run(
+            discover_checked(timeout, interfaces, probe_timeout, print_json if args.json else None)
+        )
     except DiscoveryUnavailable as exc:
         print(f"loudsync-tui discover: LAN discovery is unavailable: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    if not sessions:
+    if not (printed if args.json else sessions):
         print(f"No LOUDSYNC sessions found on the LAN within {timeout:g} s.", file=sys.stderr)
-        return 0
-    if args.json:
-        for session in sessions:
-            print(json.dumps(session_json(session), ensure_ascii=False), flush=True)
-    else:
+    elif not args.json:
         Console().print(_table(sessions))
     return 0

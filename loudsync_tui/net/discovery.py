@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +35,7 @@ from zeroconf import (
 from zeroconf import Error as ZeroconfError
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from loudsync_tui.net.reachability import DEFAULT_PROBE, ProbeOptions, ReachabilityMonitor
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.store import AppStore, DiscoveredSession
 
@@ -403,14 +404,25 @@ class SessionAdvertiser:
 
 
 class SessionBrowser:
-    """Keeps the store's discovered sessions in step with the LAN; never raises into the app."""
+    """Keeps the store's discovered sessions in step with the LAN; never raises into the app.
 
-    def __init__(self, store: AppStore, interfaces: Sequence[str] = ()) -> None:
+    While browsing it also checks that each listed host still answers (see
+    `reachability`), unless `probe` is None: mDNS alone keeps a host that died without a
+    goodbye listed for minutes.
+    """
+
+    def __init__(
+        self,
+        store: AppStore,
+        interfaces: Sequence[str] = (),
+        probe: ProbeOptions | None = DEFAULT_PROBE,
+    ) -> None:
         self._store = store
         self._interfaces = tuple(interfaces)
         self._aiozc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._resolving: dict[str, asyncio.Task[None]] = {}
+        self._monitor = None if probe is None else ReachabilityMonitor(store, probe)
 
     async def start(self) -> None:
         if self._aiozc is not None:
@@ -432,6 +444,8 @@ class SessionBrowser:
             handlers=[self._on_change],
             question_type=DNSQuestionType.QM,
         )
+        if self._monitor is not None:
+            self._monitor.start()
 
     async def rescan(self) -> None:
         """Forget every session and ask the LAN afresh (a new cache drops silent leavers)."""
@@ -442,6 +456,8 @@ class SessionBrowser:
     async def stop(self) -> None:
         aiozc, browser = self._aiozc, self._browser
         self._aiozc = self._browser = None
+        if self._monitor is not None:
+            await self._monitor.stop()
         tasks = list(self._resolving.values())
         self._resolving.clear()
         for task in tasks:
@@ -505,17 +521,34 @@ class SessionBrowser:
 async def discover_once(
     timeout: float,  # noqa: ASYNC109 - a listening window, not a deadline to cancel at
     interfaces: Sequence[str] = (),
+    *,
+    on_found: Callable[[DiscoveredSession], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> list[DiscoveredSession]:
-    """Browse for `timeout` seconds and return the sessions present at the end, by name."""
+    """Browse for `timeout` seconds (or until `stop` is set) and return the sessions
+    present at the end, by name; `on_found` hears of each session as it first appears,
+    so a script reading the output need not wait for the window to close."""
     store = AppStore()
-    browser = SessionBrowser(store, interfaces)
+    browser = SessionBrowser(store, interfaces, probe=None)
+    announced: set[str] = set()
+
+    def found(sessions: Mapping[str, DiscoveredSession], _old: object) -> None:
+        for key in sessions.keys() - announced:
+            announced.add(key)
+            if on_found is not None:
+                on_found(sessions[key])
+
+    unsubscribe = store.subscribe(found, lambda s: s.discovery.sessions)
     await browser.start()
     try:
         error = store.get().discovery.error
         if error is not None:
             raise DiscoveryUnavailable(error)
-        await asyncio.sleep(timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for((stop or asyncio.Event()).wait(), timeout)
+        store.flush()  # a session resolved in the last loop turn is announced too
     finally:
+        unsubscribe()
         await browser.stop()
     sessions = store.get().discovery.sessions.values()
     return sorted(sessions, key=lambda s: (s.name.casefold(), s.key))

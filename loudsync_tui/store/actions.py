@@ -56,7 +56,8 @@ def _frozen(items: Mapping[str, V]) -> Mapping[str, V]:
     return MappingProxyType(dict(items))
 
 
-def member_from_info(info: MemberInfo, device_type: str = "") -> Member:
+def member_from_info(info: MemberInfo, device_type: str = "", address: str = "") -> Member:
+    """`address`: the IP a host sees the member at; guests never learn it."""
     return Member(
         id=info.id,
         name=info.name,
@@ -66,6 +67,7 @@ def member_from_info(info: MemberInfo, device_type: str = "") -> Member:
         latency=info.latency,
         device_type=device_type,
         proven=info.proven if isinstance(info.proven, bool) else None,
+        address=address,
     )
 
 
@@ -110,7 +112,11 @@ class AppStore(Store[AppState]):
             first = known.get(session.key)
             if first is not None and not same_origin(first, session):
                 seen = replace(session, key=f"{session.key} @ {where(session)}")
-            if known.get(seen.key) == seen:
+            prior = known.get(seen.key)
+            if prior is not None and (prior.addresses, prior.port) == (seen.addresses, seen.port):
+                # Same place: what the last check found still holds (no flicker on a TXT update).
+                seen = replace(seen, reachable=prior.reachable)
+            if prior == seen:
                 return s
             sessions = {**known, seen.key: seen}
             return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
@@ -118,6 +124,28 @@ class AppStore(Store[AppState]):
         self.set(update)
 
     session_updated = session_seen
+
+    def browse_watched(self, watched: bool) -> None:
+        """Browse came on screen (True) or went under another screen (False)."""
+        self.set(
+            lambda s: (
+                s
+                if s.discovery.watched is watched
+                else replace(s, discovery=replace(s.discovery, watched=watched))
+            )
+        )
+
+    def session_reachable(self, key: str, reachable: bool) -> None:
+        """A check of the session's address and port succeeded (True) or not (False)."""
+
+        def update(s: AppState) -> AppState:
+            session = s.discovery.sessions.get(key)
+            if session is None or session.reachable is reachable:
+                return s
+            sessions = {**s.discovery.sessions, key: replace(session, reachable=reachable)}
+            return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
+
+        self.set(update)
 
     def session_lost(self, key: str) -> None:
         """The mDNS name is gone: its row goes, with any other machine's row under it (a

@@ -35,6 +35,9 @@ class Member:
     proven: bool | None = None
     """False: the host admitted it without a device-key proof, so its id may be anyone's;
     None: not said (the host's own row, or a host that does not check keys)."""
+    address: str = ""
+    """The IP the host sees it at ("" on a guest's screen and for the host's own row):
+    what kick-and-ban would ban."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,8 @@ class DiscoveryState:
     sessions: Mapping[str, DiscoveredSession] = field(default_factory=lambda: MappingProxyType({}))
     browsing: bool = False
     error: str | None = None
+    watched: bool = True
+    """Whether the list is on screen; listed hosts are checked for an answer only then."""
 
 
 @dataclass(frozen=True, slots=True)

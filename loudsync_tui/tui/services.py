@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.net.reachability import ProbeOptions
 from loudsync_tui.store import AppStore
 
 
@@ -38,7 +39,7 @@ class BrowserRunner(Protocol):
 
 HostFactory = Callable[[HostConfig, AppStore], HostRunner]
 GuestFactory = Callable[[GuestConfig, AppStore], GuestRunner]
-BrowserFactory = Callable[[AppStore, tuple[str, ...]], BrowserRunner]
+BrowserFactory = Callable[[AppStore, tuple[str, ...], ProbeOptions], BrowserRunner]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,11 @@ def _guest(config: GuestConfig, store: AppStore) -> GuestRunner:
     return GuestService(config, store)
 
 
-def _browser(store: AppStore, interfaces: tuple[str, ...]) -> BrowserRunner:
+def _browser(store: AppStore, interfaces: tuple[str, ...], probe: ProbeOptions) -> BrowserRunner:
     """Imported on first use, so starting the app never pays for zeroconf twice."""
     from loudsync_tui.net.discovery import SessionBrowser
 
-    return SessionBrowser(store, interfaces)
+    return SessionBrowser(store, interfaces, probe)
 
 
 def default_services() -> Services:

@@ -19,6 +19,7 @@ from loudsync_tui.config import (
     host_config_from_args,
 )
 from loudsync_tui.identity import config_dir, default_name, load_identity
+from loudsync_tui.net.reachability import DEFAULT_PROBE, ProbeOptions
 from loudsync_tui.tui.logfile import log_path
 
 StartScreen = Literal["browse", "host", "join"]
@@ -39,6 +40,9 @@ class AppSettings:
     """Template; `address` is filled in when the user joins."""
     log_file: str | None = None
     """This instance's own log file; None: log nowhere (tests, the demo)."""
+    probe: ProbeOptions = DEFAULT_PROBE
+    """How Browse checks that listed hosts still answer (`--probe-interval`,
+    `--probe-timeout`)."""
 
     @classmethod
     def for_device(cls, name: str, device_id: str, device_key: bytes | None = None) -> AppSettings:
@@ -89,4 +93,8 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         host=host,
         guest=guest,
         log_file=str(log_path(directory, identity.slot)),
+        probe=ProbeOptions(
+            interval=getattr(args, "probe_interval", None) or DEFAULT_PROBE.interval,
+            timeout=getattr(args, "probe_timeout", None) or DEFAULT_PROBE.timeout,
+        ),
     )

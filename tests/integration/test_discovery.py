@@ -255,6 +255,10 @@ class TestAgainstARunningHost:
             "joinable": True,
             "whyNot": None,
             "address": f"127.0.0.1:{OPEN_PORT}",
+            "tls": False,
+            "fingerprint": None,
+            "pin": False,
+            "reachable": False,  # advertised, but nothing listens on OPEN_PORT
         }
 
     def test_discover_table_lists_sessions_with_join_address(self, running_host: str) -> None:
@@ -265,7 +269,7 @@ class TestAgainstARunningHost:
         assert "Grace" in row
         assert "2/10" in row
         assert f"127.0.0.1:{OPEN_PORT}" in row
-        assert "joinable" in row
+        assert "not answering" in row  # advertised, but nothing listens on OPEN_PORT
 
     @pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) is not installed")
     def test_dig_finds_the_session_ptr_srv_and_txt(self, running_host: str) -> None:

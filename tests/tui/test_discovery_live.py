@@ -1,7 +1,12 @@
-"""The app's Browse screen over real mDNS on 127.0.0.1: a running host is listed and joined."""
+"""The app's Browse screen over real mDNS on 127.0.0.1: a running host is listed and joined,
+and one killed without a goodbye is marked unreachable."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -11,10 +16,12 @@ from textual.widgets import Static
 from loudsync_tui.config import HostConfig
 from loudsync_tui.net.discovery import Security, SessionAdvertiser
 from loudsync_tui.net.host_service import HostService
+from loudsync_tui.net.reachability import ProbeOptions
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, ConnectionState
 from loudsync_tui.tui.app import LoudsyncApp
+from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.guest import GuestScreen
 from loudsync_tui.tui.services import default_services
 from loudsync_tui.tui.settings import AppSettings
@@ -22,6 +29,7 @@ from loudsync_tui.tui.widgets.session_table import SessionTable
 from tests.tui.helpers import wait_for
 
 LOOPBACK = ("127.0.0.1",)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_browse_lists_a_running_host_and_enter_joins_it(tmp_path: Path) -> None:
@@ -94,6 +102,11 @@ async def test_two_records_claiming_one_session_are_both_listed_with_a_warning(
         member_count=1,
         protocol_version=PROTOCOL_VERSION,
     )
+    # Both answer on their ports, so neither row is marked unreachable.
+    listeners = [
+        await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        for port in (40101, 40102)
+    ]
     real, rogue = SessionAdvertiser(LOOPBACK), SessionAdvertiser(LOOPBACK)
     await real.start(info, 40101, security=Security("ab12" * 16, pin_required=True))
     await rogue.start(info, 40102, security=Security(None, pin_required=True))
@@ -127,3 +140,78 @@ async def test_two_records_claiming_one_session_are_both_listed_with_a_warning(
     finally:
         await rogue.stop()
         await real.stop()
+        for listener in listeners:
+            listener.close()
+            await listener.wait_closed()
+
+
+async def test_a_host_killed_without_goodbye_is_marked_unreachable_and_enter_says_so(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves the host's records cached (the row stays until they expire), but
+    Browse sees within seconds that nobody answers there, and says so on Enter."""
+    session_id = f"killed-{uuid.uuid4().hex[:8]}"
+    host = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "loudsync_tui",
+        *("host", "--headless", "--no-tls", "--bind", "127.0.0.1", "--port", "0"),
+        *("--interface", "127.0.0.1", "--name", "Grace", "--session-id", session_id),
+        *("--session-name", f"Killed {session_id}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LOUDSYNC_CONFIG_DIR": str(tmp_path / "host")},
+        cwd=ROOT,
+    )
+    try:
+        assert host.stdout is not None
+        async with asyncio.timeout(10):
+            line = (await host.stdout.readline()).decode()
+        match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        port = int(match.group(1))
+        base = AppSettings.for_device("Ada", "dev-killed-guest")
+        settings = replace(
+            base,
+            interfaces=LOOPBACK,
+            probe=ProbeOptions(interval=0.2, timeout=0.5),
+            guest=replace(base.guest, trust_dir=str(tmp_path)),
+        )
+        app = LoudsyncApp(store=AppStore(), settings=settings, services=default_services())
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.screen.query_one(SessionTable)
+
+            def key() -> str | None:
+                sessions = app.store.get().discovery.sessions.items()
+                return next((k for k, s in sessions if s.session_id == session_id), None)
+
+            def note() -> str:
+                found = key()
+                return str(table.get_cell(found, "note")) if found in table.rows else ""
+
+            await wait_for(pilot, lambda: note() == "plain", within=10)
+            host.kill()  # no goodbye: the records stay in the cache
+            await host.wait()
+            await wait_for(pilot, lambda: note() == "unreachable", within=10)
+            row = key()
+            assert row is not None
+            table.move_cursor(row=table.get_row_index(row))
+            await pilot.press("enter")
+            await wait_for(
+                pilot, lambda: any("not answering" in n.message for n in app._notifications)
+            )
+            assert isinstance(app.screen, BrowseScreen)
+            assert app.store.get().guest is None  # no join was tried
+
+            # Something listens there again (a restarted host): the mark goes.
+            server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+            try:
+                await wait_for(pilot, lambda: note() == "plain", within=10)
+            finally:
+                server.close()
+                await server.wait_closed()
+    finally:
+        if host.returncode is None:
+            host.kill()
+            await host.wait()

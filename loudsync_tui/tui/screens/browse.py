@@ -47,6 +47,13 @@ class BrowseScreen(StoreScreen):
         self.set_heading("Sessions on this network")
         self.watch_store(lambda s: s.discovery, self._draw)
 
+    def on_screen_resume(self) -> None:
+        self.store.browse_watched(True)
+
+    def on_screen_suspend(self) -> None:
+        """Hosts are checked for an answer only while someone can see the marks."""
+        self.store.browse_watched(False)
+
     def _draw(self, discovery: DiscoveryState) -> None:
         table = self.query_one(SessionTable)
         table.show(discovery.sessions)
@@ -80,6 +87,15 @@ class BrowseScreen(StoreScreen):
         session = state.discovery.sessions.get(key) if key is not None else None
         if session is None:
             self.notify("No session selected. Press a to join by address.", severity="warning")
+            return
+        if session.reachable is False:  # say so now rather than let a join time out
+            self.notify(
+                f"{printable(session.name)} at {printable(where(session))} is not answering: "
+                "its host may have stopped without saying goodbye. Press r to search again.",
+                title="Host not answering",
+                severity="warning",
+                markup=False,
+            )
             return
         if (refusal := join_refusal(session)) is not None:
             self.notify(  # the name is whatever an mDNS record said: never markup
