@@ -42,11 +42,16 @@ class Close:
 class MemberAdded:
     member: MemberInfo
     device_type: str
+    address: str = ""
+    """The IP it joined from: the host's screen says what banning it would keep out (never
+    sent to guests, so not in MemberInfo)."""
 
 
 @dataclass(frozen=True, slots=True)
 class MemberChanged:
     member: MemberInfo
+    address: str = ""
+    """The IP its connection now comes from (a resume may come from another one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,7 +252,7 @@ class HostSession:
         member.dropped_at = self.clock.monotonic()
         self._set_status(member, "reconnecting")
         return [
-            MemberChanged(member.info()),
+            MemberChanged(member.info(), member.ip),
             Log("warning", f"{member.name} dropped; holding their place for a resume"),
         ]
 
@@ -421,7 +421,7 @@ class HostSession:
             effects.append(
                 Broadcast(others, MemberJoined(timestamp=self.clock.wall_ms(), member=info))
             )
-        effects.append(MemberAdded(info, member.device_type))
+        effects.append(MemberAdded(info, member.device_type, member.ip))
         effects.append(Log("info", f"{member.name} joined from {c.address or 'unknown address'}"))
         return effects
 
@@ -482,7 +482,7 @@ class HostSession:
         c.member_id = member.id
         self._set_status(member, "connected")
         effects += self._welcome(c, member)
-        effects.append(MemberChanged(member.info()))
+        effects.append(MemberChanged(member.info(), member.ip))
         effects.append(Log("info", f"{member.name} resumed"))
         return effects
 
@@ -533,7 +533,7 @@ class HostSession:
                 if latency is not None and latency != member.latency:
                     member.latency = latency
                     self._pending.ids.add(member.id)
-                    effects.append(MemberChanged(member.info()))
+                    effects.append(MemberChanged(member.info(), member.ip))
                 return effects
             case Leave(reason=reason):
                 c.closing = True

@@ -8,7 +8,7 @@ Mappings are read-only views over fresh dicts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -96,6 +96,42 @@ def rivals(sessions: Mapping[str, DiscoveredSession]) -> dict[str, tuple[Discove
     for session in sessions.values():
         claims.setdefault(session.session_id, []).append(session)
     return {sid: tuple(found) for sid, found in claims.items() if len(found) > 1}
+
+
+def listed(
+    sessions: Mapping[str, DiscoveredSession], session: DiscoveredSession
+) -> Mapping[str, DiscoveredSession]:
+    """`sessions` once `session` was seen; `sessions` itself when nothing changed.
+
+    Same key and origin: updated in place, keeping what the last check found when the
+    address and port are the same (no flicker on a TXT update). A record under a known
+    key from another address or port is another machine using the same mDNS name: it gets
+    a row of its own (`KEY @ ADDRESS:PORT`), so a rogue announcement never silently
+    replaces the row of the session it imitates.
+    """
+    seen = session
+    first = sessions.get(session.key)
+    if first is not None and not same_origin(first, session):
+        seen = replace(session, key=f"{session.key} @ {where(session)}")
+    prior = sessions.get(seen.key)
+    if prior is not None and (prior.addresses, prior.port) == (seen.addresses, seen.port):
+        seen = replace(seen, reachable=prior.reachable)
+    if prior == seen:
+        return sessions
+    return {**sessions, seen.key: seen}
+
+
+def unlisted(sessions: Mapping[str, DiscoveredSession], key: str) -> Mapping[str, DiscoveredSession]:
+    """`sessions` once the mDNS name `key` is gone: its row goes, with any other machine's
+    row under it (a goodbye does not say which of them sent it); `sessions` itself when
+    nothing changed."""
+
+    def lost(k: str) -> bool:
+        return k == key or k.startswith(f"{key} @ ")
+
+    if not any(lost(k) for k in sessions):
+        return sessions
+    return {k: v for k, v in sessions.items() if not lost(k)}
 
 
 @dataclass(frozen=True, slots=True)

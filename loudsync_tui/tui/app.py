@@ -21,6 +21,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.identity import default_name
@@ -53,13 +54,18 @@ HOST_CLOSED_REASON = "The host ended the session"
 NOTICE_CODES = {"kicked": "Kicked", "closed": "Session closed", "refused": "Could not join"}
 
 
-class LoudsyncApp(App[int]):
+class LoudsyncApp(App[int], inherit_bindings=False):
+    """Textual's own ctrl+q (quit without a word) and ctrl+c (a "press ctrl+q" hint) are
+    not inherited: every way out goes through `action_request_quit`."""
+
     TITLE = "LOUDSYNC"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
-        Binding("q", "request_quit", "Quit"),
+        # Priority, so they work in modal dialogs too (a modal hides the app's other keys).
+        Binding("q", "request_quit", "Quit", priority=True),
+        Binding("ctrl+c,ctrl+q", "request_quit(True)", "Quit", show=False, priority=True),
     ]
 
     def __init__(
@@ -87,6 +93,7 @@ class LoudsyncApp(App[int]):
         self._recent_notices: dict[str, float] = {}
         self._signals: list[signal.Signals] = []
         self._hanging_up = False
+        self._quit_question: ConfirmDialog | None = None
         self.monotonic: Callable[[], float] = lambda: asyncio.get_running_loop().time()
         """The loop's clock, which reconnect times are given in; demos freeze it."""
 
@@ -106,7 +113,8 @@ class LoudsyncApp(App[int]):
         ]
         self._handle_hangups()
         if self.services.browser is not None:
-            self.browser = self.services.browser(self.store, self.settings.interfaces)
+            settings = self.settings
+            self.browser = self.services.browser(self.store, settings.interfaces, settings.probe)
             self._spawn(self._start_browser())
         if self.settings.start == "host":
             self.ask_to_host(self.settings.session_name)
@@ -197,13 +205,11 @@ class LoudsyncApp(App[int]):
             return
         code, reason = ended
         if code == "failed":
-            self.notify(
-                f"{printable(reason)}. Press r to retry or l to leave.",
-                title="Connection lost",
-                severity="error",
-                timeout=10,
-                markup=False,  # the reason may quote the host (a close reason)
-            )
+            # One notice; the Guest screen stays, saying the link failed, with r and l.
+            guest = self.store.get().guest
+            joined = guest is not None and guest.client_id is not None
+            title = "Connection lost" if joined else "Could not connect"
+            self.notify_once(reason, title=title, severity="error", timeout=10)
             return
         if code in NOTICE_CODES:
             self.notify_once(reason, title=NOTICE_CODES[code], severity="warning", timeout=10)
@@ -463,20 +469,33 @@ class LoudsyncApp(App[int]):
         title = str(screen.sub_title or self.title)
         self.push_screen(HelpScreen(title, key_rows(screen)))
 
-    def action_request_quit(self) -> None:
-        """q: a host confirms first (guests are sent home); anyone else quits at once."""
-        if self.host_service is None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "request_quit" and not parameters:
+            # q is a letter while typing, and the quit question answers only y/n/Esc.
+            typing = isinstance(self.focused, Input)
+            return not typing and self.screen is not self._quit_question
+        return True
+
+    def action_request_quit(self, insist: bool = False) -> None:
+        """q, Ctrl-C, Ctrl-Q, from any screen or dialog: a host confirms first (guests are
+        sent home); anyone else quits at once. `insist` (Ctrl-C, Ctrl-Q) pressed again
+        while the question is open quits without waiting for the answer."""
+        asking = self._quit_question is not None and self._quit_question in self.screen_stack
+        if self.host_service is None or (insist and asking):
             self._spawn(self.shutdown())
+            return
+        if asking:
             return
 
         def answered(yes: bool | None) -> None:
+            self._quit_question = None
             if yes:
                 self._spawn(self.shutdown())
 
-        self.push_screen(
-            ConfirmDialog("Stop the session and quit?", "Every guest is sent back to Browse."),
-            answered,
+        self._quit_question = ConfirmDialog(
+            "Stop the session and quit?", "Every guest is sent back to Browse."
         )
+        self.push_screen(self._quit_question, answered)
 
     async def action_quit(self) -> None:
         await self.shutdown()

@@ -47,7 +47,11 @@ _PEOPLE: list[tuple[str, str, str, float, ConnectionStatus]] = [
 def demo_members(host_id: str, host_name: str) -> list[Member]:
     members = [Member(host_id, host_name, True, "connected", T0, None, "host")]
     for n, (member_id, name, device, latency, status) in enumerate(_PEOPLE, 1):
-        members.append(Member(member_id, name, False, status, T0 + n * 97_000, latency, device))
+        joined = T0 + n * 97_000
+        address = f"192.168.1.{30 + len(name)}"  # as the demo log says they joined from
+        members.append(
+            Member(member_id, name, False, status, joined, latency, device, address=address)
+        )
     return members
 
 

@@ -86,16 +86,21 @@ def join_note(session: DiscoveredSession) -> Text:
 
 
 def session_cells(session: DiscoveredSession, contested: bool = False) -> tuple[Text | str, ...]:
-    """One Browse row; `contested`: another record claims the same session (see `rivals`)."""
+    """One Browse row; `contested`: another record claims the same session (see `rivals`).
+
+    A host that stopped answering (killed, unplugged: no mDNS goodbye) stays listed until
+    its records expire; its row is dimmed and says `unreachable` so nobody waits on it."""
     address = session.addresses[0] if session.addresses else "?"
-    note = join_note(session)
+    gone = session.reachable is False
+    note = Text("unreachable", style="bold yellow") if gone else join_note(session)
     if contested:
         note = Text.assemble(("⚠ rival ", "bold yellow"), note)
+    style = "dim" if gone else ""
     return (
-        Text(printable(session.name)),
-        Text(printable(session.host_name)),
-        Text(f"{session.members}/{session.max_members}", justify="right"),
-        Text(printable(f"{address}:{session.port}")),
+        Text(printable(session.name), style=style),
+        Text(printable(session.host_name), style=style),
+        Text(f"{session.members}/{session.max_members}", style=style, justify="right"),
+        Text(printable(f"{address}:{session.port}"), style=style),
         note,
     )
 
@@ -154,8 +159,11 @@ def with_fingerprints(message: str) -> Text:
     return text
 
 
-def host_security(fingerprint: str | None, pin: str | None) -> Text:
-    """What guests must compare (the fingerprint) and type (the PIN), for the Host screen."""
+def host_security(fingerprint: str | None, pin: str | None, *, narrow: bool = False) -> Text:
+    """What guests must compare (the fingerprint) and type (the PIN), for the Host screen.
+
+    `narrow` (under about 72 columns) gives the PIN a line of its own: beside the first
+    fingerprint row it would wrap between the word and the digits."""
     text = Text()
     if fingerprint is None:
         text.append("unencrypted (--no-tls)", style="bold yellow")
@@ -165,22 +173,28 @@ def host_security(fingerprint: str | None, pin: str | None) -> Text:
         first, *rest = fingerprint_lines(fingerprint)
         text.append("fingerprint ", style="dim")
         text.append(first, style="bold")
-    text.append("   ")
-    if pin is None:
-        text.append("no PIN", style="dim")
-    else:
-        text.append("PIN ", style="dim")
-        text.append(pin, style="bold reverse")
+    pin_text = (
+        Text("no PIN", style="dim")
+        if pin is None
+        else Text.assemble(("PIN ", "dim"), (pin, "bold reverse"))
+    )
+    if not narrow:
+        text.append("   ")
+        text.append_text(pin_text)
     for line in rest:
         text.append("\n" + " " * len("fingerprint "))
         text.append(line, style="bold")
+    if narrow:
+        text.append("\n")
+        text.append_text(pin_text)
     return text
 
 
 def guest_security(guest: GuestState) -> Text:
     """Whether the joined session is encrypted and which host identity was verified."""
     if guest.encrypted is None:
-        return Text("security: checking…", style="dim")
+        failed = guest.connection is ConnectionState.FAILED
+        return Text(f"security: {'not connected' if failed else 'checking…'}", style="dim")
     if not guest.encrypted:
         return Text(
             "NOT ENCRYPTED: others on the network can read this session", style="bold yellow"

@@ -17,7 +17,10 @@ GENERATED_PIN = "975310"
 BANNED_ADDRESS = "192.168.1.99"
 
 
-def member(n: int, *, host: bool = False, latency: float | None = 3.2) -> Member:
+def member(
+    n: int, *, host: bool = False, latency: float | None = 3.2, address: str | None = None
+) -> Member:
+    """Guest `n`, seen by the host at 192.168.1.(30+n) unless `address` says otherwise."""
     return Member(
         id=f"dev-{n:04d}",
         name=f"Member {n}" if not host else "Grace",
@@ -26,6 +29,7 @@ def member(n: int, *, host: bool = False, latency: float | None = 3.2) -> Member
         joined_at=T0 + n * 60_000,
         latency=None if host else latency,
         device_type="terminal",
+        address="" if host else (address or f"192.168.1.{30 + n}"),
     )
 
 

@@ -128,3 +128,37 @@ async def test_every_footer_key_fits_at_80x24(start: str) -> None:
         keys = list(app.screen.query(FooterKey))
         assert keys
         assert all(k.region.right <= 80 and k.region.width > 0 for k in keys)
+
+
+async def test_enter_on_a_host_that_stopped_answering_says_so_and_does_not_join(
+    app: LoudsyncApp, store: AppStore, fakes: FakeServices
+) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        store.session_seen(session(1))
+        store.session_reachable("s1", False)
+        table = app.screen.query_one(SessionTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert str(table.get_cell("s1", "note")) == "unreachable"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, BrowseScreen)
+        assert not fakes.guests
+        (notice,) = [n for n in app._notifications if n.title == "Host not answering"]
+        assert "Session 1 at 192.168.1.1:8080 is not answering" in notice.message
+        store.session_reachable("s1", True)  # it answers again: the mark goes, Enter joins
+        await wait_for(pilot, lambda: str(table.get_cell("s1", "note")) != "unreachable")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GuestScreen))
+        assert not store.get().discovery.watched  # Browse is covered: no more checks
+
+
+async def test_hosts_are_checked_only_while_browse_is_on_screen(
+    app: LoudsyncApp, store: AppStore
+) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: store.get().discovery.watched)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await wait_for(pilot, lambda: not store.get().discovery.watched)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: store.get().discovery.watched)

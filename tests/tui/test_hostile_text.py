@@ -7,6 +7,7 @@ never crash the app or make a link; control characters must show escaped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -287,12 +288,15 @@ ROGUE_HOST = "[@click=app.quit]Eve[/]\u202eevil"
 
 @pytest.fixture
 async def rogue_record() -> AsyncIterator[None]:
-    """A record any machine on the LAN could announce (a newer protocol, so not joinable)."""
+    """A record any machine on the LAN could announce (a newer protocol, so not joinable),
+    with something listening at its port so Browse's reachability check finds it."""
+    listener = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
     aiozc = AsyncZeroconf(interfaces=["127.0.0.1"])
     info = AsyncServiceInfo(
         SERVICE_TYPE,
         f"Rogue tui {os.getpid()}.{SERVICE_TYPE}",
-        port=9,
+        port=port,
         properties={
             "id": "rogue-tui",
             "name": ROGUE_NAME,
@@ -310,6 +314,8 @@ async def rogue_record() -> AsyncIterator[None]:
     yield
     await aiozc.async_unregister_all_services()
     await aiozc.async_close()
+    listener.close()
+    await listener.wait_closed()
 
 
 async def test_browse_shows_a_rogue_mdns_session_escaped_and_enter_says_why_literally(

@@ -23,7 +23,8 @@ CASES = [
     if scene not in SCREENSHOT_ONLY
     for size in SIZES
     if size == SIZES[0] or scene not in SMALL_ONLY
-]
+] + [("host", (60, 15))]
+"""And the Host screen in a small terminal, where its header must still show in full."""
 
 
 @pytest.mark.parametrize(

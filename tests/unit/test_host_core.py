@@ -383,7 +383,8 @@ def test_good_join_gets_welcome_then_member_list() -> None:
     assert h.core.members == member_list.members
     # Nobody else to tell; the adapter hears about the member.
     assert connection_ids(effects) == {1}
-    assert of(effects, MemberAdded) == [MemberAdded(ada, "terminal")]
+    # With the IP it came from, for the host's kick dialog (never sent to guests).
+    assert of(effects, MemberAdded) == [MemberAdded(ada, "terminal", "10.0.0.1")]
 
 
 def test_member_joined_goes_to_the_others_only() -> None:

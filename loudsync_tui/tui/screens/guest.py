@@ -41,22 +41,34 @@ class GuestScreen(StoreScreen):
     def _draw(self, guest: GuestState | None) -> None:
         if guest is None:
             return
-        name = guest.session_name or guest.address
-        count = f"   members {len(guest.members)}" if guest.members else ""
-        if guest.max_members:
-            count += f"/{guest.max_members}"
-        self.set_heading(f"In {name}")
-        # The names are the host's choice: assembled as literal text, never parsed as markup.
-        info = Text(printable(name), style="bold")
-        if guest.host_name:
-            info.append(" hosted by ")
-            info.append(printable(guest.host_name), style="bold")
-        info.append(f" at {printable(guest.address)}{count}")
-        self.query_one("#guest-info", Static).update(info)
+        self.query_one("#guest-info", Static).update(self._info(guest))
         self._draw_link(guest)
         self.query_one("#guest-security", Static).update(format.guest_security(guest))
         self.query_one(MemberTable).show(guest.members, guest.client_id)
         self.refresh_bindings()
+
+    def _info(self, guest: GuestState) -> Text:
+        """The heading and the line under it: "In" a session only once the host welcomed
+        us; before that, the address being joined (and why it failed, if it did)."""
+        address = printable(guest.address)
+        if guest.session_name is None:
+            failed = guest.connection is ConnectionState.FAILED
+            self.set_heading(f"Could not join {address}" if failed else f"Joining {address}…")
+            if failed and guest.ended:
+                return Text(printable(guest.ended), style="bold red")
+            return Text.assemble("Joining ", (address, "bold"), "…")
+        name = printable(guest.session_name)
+        self.set_heading(f"In {name}")
+        count = f"   members {len(guest.members)}" if guest.members else ""
+        if guest.max_members:
+            count += f"/{guest.max_members}"
+        # The names are the host's choice: assembled as literal text, never parsed as markup.
+        info = Text(name, style="bold")
+        if guest.host_name:
+            info.append(" hosted by ")
+            info.append(printable(guest.host_name), style="bold")
+        info.append(f" at {address}{count}")
+        return info
 
     def _draw_link(self, guest: GuestState) -> None:
         line = format.connection(guest, self.loudsync.monotonic())

@@ -29,7 +29,14 @@ def key_rows(screen: Screen[object]) -> list[tuple[str, str]]:
         if screen.check_action(binding.action, ()) is False:
             continue  # a key that does nothing here now is not listed
         own.setdefault(binding.description, []).append(screen.app.get_key_display(binding))
-    rows = [(" / ".join(keys), what) for what, keys in own.items()]
+    # The screen's own keys first, then the app's (q, ?) wherever a key of theirs sits
+    # among the screen's (ctrl+c overrides the Screen's copy key); within a row shortest
+    # first: "q / ^c / ^q", the key to remember before its control-key twins.
+    app_descriptions = {
+        a.binding.description for a in screen.active_bindings.values() if a.node is screen.app
+    }
+    ordered = sorted(own.items(), key=lambda item: item[0] in app_descriptions)
+    rows = [(" / ".join(sorted(keys, key=len)), what) for what, keys in ordered]
     if screen.query(DataTable):
         rows.append(("↑ / ↓", "Move through the table"))
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -21,8 +22,15 @@ from loudsync_tui.tui.widgets.event_log import EventLog
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.title_bar import TitleBar
 
+NARROW_BELOW = 72
+"""Columns under which the code loses its label and the PIN gets a line of its own."""
+
 
 class HostScreen(StoreScreen):
+    """The header (address, code, fingerprint, PIN) is what guests need, so it always shows
+    in full: the screen never scrolls (app.tcss), and the table and log share the rest."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     BINDINGS = [
         Binding("k", "kick", "Kick"),
         Binding("b", "bans", "Bans"),
@@ -66,13 +74,18 @@ class HostScreen(StoreScreen):
                 f"   members {len(hosting.members)}/{hosting.max_members}",
             )
         )
+        narrow = self.app.size.width < NARROW_BELOW
         self.query_one("#host-security", Static).update(
-            format.host_security(hosting.fingerprint, hosting.pin)
+            format.host_security(hosting.fingerprint, hosting.pin, narrow=narrow)
         )
         if hosting.fingerprint is not None:
             self.query_one("#host-code", Digits).update(comparison_code(hosting.fingerprint))
         self.query_one("#host-code-row").display = hosting.fingerprint is not None
         self.query_one(MemberTable).show(hosting.members, hosting.host_id)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        """The PIN's place depends on the width (see `format.host_security`)."""
+        self._draw(self.store.get().hosting)
 
     def action_kick(self) -> None:
         hosting = self.store.get().hosting
@@ -90,7 +103,10 @@ class HostScreen(StoreScreen):
                 self.kicked_names[member.id] = member.name
                 self.store.kick(member.id, ban_address=choice == "ban-address")
 
-        self.app.push_screen(KickDialog(member.name), answered)
+        sharing = sum(
+            1 for m in hosting.members.values() if member.address and m.address == member.address
+        )
+        self.app.push_screen(KickDialog(member.name, member.address, sharing), answered)
 
     def action_bans(self) -> None:
         self.app.push_screen(BansDialog(self.store, self.kicked_names))
