@@ -50,6 +50,7 @@ class MemberAdded:
 @dataclass(frozen=True, slots=True)
 class MemberChanged:
     member: MemberInfo
+    device_type: str
     address: str = ""
     """The IP its connection now comes from (a resume may come from another one)."""
 
@@ -63,10 +64,20 @@ class MemberRemoved:
 
 @dataclass(frozen=True, slots=True)
 class BansChanged:
-    """The banned device ids and addresses, after a kick or a lifted ban."""
+    """The banned device ids and addresses, after a kick or a lifted ban, with the name of
+    the member each ban was for, so the bans list reads as people, not ids."""
 
     devices: frozenset[str]
     addresses: frozenset[str]
+    names: tuple[tuple[str, str], ...] = ()
+    """(device id or address, the kicked member's name) for each ban."""
+
+
+@dataclass(frozen=True, slots=True)
+class PinChanged:
+    """The PIN new joins need from now on (None: none); the core is its only keeper."""
+
+    pin: str | None
 
 
 LEFT_WORDS: dict[LeftReason, str] = {
@@ -85,5 +96,13 @@ class Log:
 
 
 HostEffect = (
-    Send | Broadcast | Close | MemberAdded | MemberChanged | MemberRemoved | BansChanged | Log
+    Send
+    | Broadcast
+    | Close
+    | MemberAdded
+    | MemberChanged
+    | MemberRemoved
+    | BansChanged
+    | PinChanged
+    | Log
 )

@@ -28,6 +28,7 @@ from loudsync_tui.core.effects import (
     MemberAdded,
     MemberChanged,
     MemberRemoved,
+    PinChanged,
     Send,
 )
 from loudsync_tui.core.latency import latency_changed
@@ -145,6 +146,8 @@ class HostSession:
         self._members: dict[str, _Member] = {}
         self._banned: set[str] = set()
         self._banned_ips: set[str] = set()
+        self._ban_names: dict[str, str] = {}
+        """Who each ban was for: the bans list shows names, not ids and addresses."""
         self.pin = config.pin or None
         self._pin_guard = PinGuard()
         self._pending = _Pending()
@@ -252,7 +255,7 @@ class HostSession:
         member.dropped_at = self.clock.monotonic()
         self._set_status(member, "reconnecting")
         return [
-            MemberChanged(member.info(), member.ip),
+            MemberChanged(member.info(), member.device_type, member.ip),
             Log("warning", f"{member.name} dropped; holding their place for a resume"),
         ]
 
@@ -295,6 +298,8 @@ class HostSession:
             return []
         if ban_address and member.ip:
             self._banned_ips.add(member.ip)
+            self._ban_names[member.ip] = member.name
+        self._ban_names[member_id] = member.name
         effects: list[HostEffect] = []
         if member.conn is not None:
             effects.append(Send(member.conn, Kicked(timestamp=self.clock.wall_ms(), reason=reason)))
@@ -311,15 +316,20 @@ class HostSession:
             return []
         self._banned.discard(key)
         self._banned_ips.discard(key)
-        return [self._bans(), Log("info", f"Ban on {key} lifted")]
+        name = self._ban_names.pop(key, key)
+        return [
+            self._bans(),
+            Log("info", f"Ban on {name} ({key}) lifted" if name != key else f"Ban on {key} lifted"),
+        ]
 
     def set_pin(self, pin: str | None) -> list[HostEffect]:
         """A new PIN (or none) for joins from now on; members already in stay."""
         self.pin = pin or None
-        return [Log("info", "PIN changed" if pin else "PIN removed")]
+        return [PinChanged(self.pin), Log("info", "PIN changed" if pin else "PIN removed")]
 
     def _bans(self) -> BansChanged:
-        return BansChanged(frozenset(self._banned), frozenset(self._banned_ips))
+        names = tuple(sorted(self._ban_names.items()))
+        return BansChanged(frozenset(self._banned), frozenset(self._banned_ips), names)
 
     def stop(self, reason: str = "The host ended the session") -> list[HostEffect]:
         """SESSION_CLOSED to every connection, then close them all with 1001."""
@@ -482,7 +492,7 @@ class HostSession:
         c.member_id = member.id
         self._set_status(member, "connected")
         effects += self._welcome(c, member)
-        effects.append(MemberChanged(member.info(), member.ip))
+        effects.append(MemberChanged(member.info(), member.device_type, member.ip))
         effects.append(Log("info", f"{member.name} resumed"))
         return effects
 
@@ -533,7 +543,7 @@ class HostSession:
                 if latency is not None and latency != member.latency:
                     member.latency = latency
                     self._pending.ids.add(member.id)
-                    effects.append(MemberChanged(member.info(), member.ip))
+                    effects.append(MemberChanged(member.info(), member.device_type, member.ip))
                 return effects
             case Leave(reason=reason):
                 c.closing = True

@@ -775,7 +775,9 @@ def test_kick_sends_kicked_closes_4000_tells_the_others_and_bans() -> None:
         MemberLeft(timestamp=h.clock.wall_ms(), member_id="dev-a", reason="kicked")
     ]
     assert [m for m in to(effects, 1) if isinstance(m, MemberLeft)] == []
-    assert of(effects, BansChanged) == [BansChanged(frozenset({"dev-a"}), frozenset())]
+    assert of(effects, BansChanged) == [
+        BansChanged(frozenset({"dev-a"}), frozenset(), (("dev-a", "Dev-A"),))  # who, by name
+    ]
     assert of(effects, MemberRemoved) == [MemberRemoved("dev-a", "Dev-A", "kicked")]
     assert h.ids == [HOST_ID, "dev-b"]
     assert h.core.banned == {"dev-a"}

@@ -16,7 +16,7 @@ from loudsync_tui.store import AppState, AppStore, Unsubscribe
 from loudsync_tui.text import printable
 from loudsync_tui.tui.widgets.keyed_table import Cell, KeyedTable
 
-Bans = tuple[frozenset[str], frozenset[str]]
+Bans = tuple[frozenset[str], frozenset[str], Mapping[str, str]]
 
 
 class BanTable(KeyedTable):
@@ -26,8 +26,8 @@ class BanTable(KeyedTable):
 def _bans(state: AppState) -> Bans:
     hosting = state.hosting
     if hosting is None:
-        return frozenset(), frozenset()
-    return hosting.banned, hosting.banned_addresses
+        return frozenset(), frozenset(), {}
+    return hosting.banned, hosting.banned_addresses, hosting.ban_names
 
 
 class BansDialog(ModalScreen[None]):
@@ -38,11 +38,9 @@ class BansDialog(ModalScreen[None]):
         Binding("b", "close", "Close", show=False),
     ]
 
-    def __init__(self, store: AppStore, names: Mapping[str, str]) -> None:
-        """`names`: device id -> the name it had when kicked, when this app knows it."""
+    def __init__(self, store: AppStore) -> None:
         super().__init__(classes="dialog-screen")
         self.store = store
-        self.names = names
         self._unsubscribe: Unsubscribe | None = None
 
     def compose(self) -> ComposeResult:
@@ -68,12 +66,15 @@ class BansDialog(ModalScreen[None]):
     def _draw(self, bans: Bans) -> None:
         if not self.is_attached:
             return
-        devices, addresses = bans
+        devices, addresses, names = bans
         rows: dict[str, tuple[Cell, ...]] = {}
         for device in sorted(devices):
-            rows[device] = ("device", device, self.names.get(device, "—"))
+            rows[device] = ("device", device, names.get(device, "—"))
         for address in sorted(addresses):
-            rows[address] = (Text("address", style="bold"), address, "any device there")
+            who = (
+                f"any device there ({names[address]}'s)" if address in names else "any device there"
+            )
+            rows[address] = (Text("address", style="bold"), address, who)
         table = self.query_one(BanTable)
         table.reconcile(rows)
         table.display = bool(rows)
@@ -84,8 +85,8 @@ class BansDialog(ModalScreen[None]):
         if key is None:
             self.notify("Nobody is banned.")
             return
+        who = printable(_bans(self.store.get())[2].get(key, key))  # a guest's name: never markup
         self.store.lift_ban(key)
-        who = printable(self.names.get(key, key))  # a guest's own name: never markup
         self.notify(f"Ban on {who} lifted: they can join again.", markup=False)
 
     def action_close(self) -> None:

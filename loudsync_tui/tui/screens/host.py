@@ -38,11 +38,6 @@ class HostScreen(StoreScreen):
         Binding("s", "stop", "Stop session"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.kicked_names: dict[str, str] = {}
-        """device id -> name, for the bans list (a kicked member is no longer in the table)."""
-
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("Starting the session…", id="host-info", classes="info")
@@ -100,7 +95,6 @@ class HostScreen(StoreScreen):
 
         def answered(choice: KickChoice | None) -> None:
             if choice is not None:
-                self.kicked_names[member.id] = member.name
                 self.store.kick(member.id, ban_address=choice == "ban-address")
 
         sharing = sum(
@@ -109,7 +103,7 @@ class HostScreen(StoreScreen):
         self.app.push_screen(KickDialog(member.name, member.address, sharing), answered)
 
     def action_bans(self) -> None:
-        self.app.push_screen(BansDialog(self.store, self.kicked_names))
+        self.app.push_screen(BansDialog(self.store))
 
     def action_pin(self) -> None:
         hosting = self.store.get().hosting
