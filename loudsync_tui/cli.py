@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     host = commands.add_parser("host", help="host a session")
     host.add_argument("--headless", action="store_true", help="no screen: log to stderr")
+    host.add_argument(
+        "--json", action="store_true", help="with --headless: one JSON object per line on stdout"
+    )
     _add_identity(host, argparse.SUPPRESS)
     _add_interfaces(host, argparse.SUPPRESS)
     _add_no_tls(host, argparse.SUPPRESS)
@@ -249,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     join = commands.add_parser("join", help="join a session by address")
     join.add_argument("address", metavar="ADDRESS", help="HOST[:PORT] or ws://HOST:PORT")
     join.add_argument("--headless", action="store_true", help="no screen: log to stderr")
+    join.add_argument(
+        "--json",
+        action="store_true",
+        help="with --headless: one JSON object per line on stdout (events and the session clock)",
+    )
     _add_identity(join, argparse.SUPPRESS)
     _add_interfaces(join, argparse.SUPPRESS)
     _add_join_options(join)
@@ -274,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "host" and args.pin is not None and not args.tls:
         parser.error(PIN_NEEDS_TLS)  # exits 2, as any usage error, before anything starts
+    if args.command in ("host", "join") and args.json and not args.headless:
+        parser.error("--json goes with --headless")
     if args.command == "discover":
         from loudsync_tui.headless.discover import run_discover
 

@@ -88,6 +88,8 @@ Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_WALL_MS)]
 PositiveMillis = Annotated[int, msgspec.Meta(gt=0, le=86_400_000)]
 """A duration such as the heartbeat interval: at most a day."""
 Latency = Annotated[float, msgspec.Meta(ge=0, le=3_600_000)]
+Micros = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+"""A reading of a monotonic clock in integer microseconds (the session clock, or a guest's)."""
 ConnectionStatus = Literal["connected", "disconnected", "reconnecting", "pending"]
 LeftReason = Literal["left", "timeout", "kicked", "disconnected"]
 
@@ -125,6 +127,34 @@ class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
     max_members: Annotated[int, msgspec.Meta(ge=1, le=MAX_MEMBERS)]
     member_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_MEMBERS)]
     protocol_version: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SessionAnswer(msgspec.Struct, frozen=True, rename="camel"):
+    """The host's answer to a plain HTTP `GET /session`: its SessionInfo plus whether a
+    PIN is needed, so a guest given only `HOST[:PORT]` learns the session id. A guest
+    needs the id and names only; the counts may be absent (None) from other hosts."""
+
+    id: Id
+    name: Name
+    host_id: Id
+    host_name: Name
+    max_members: Annotated[int, msgspec.Meta(ge=1, le=MAX_MEMBERS)] | None = None
+    member_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_MEMBERS)] | None = None
+    protocol_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    pin_required: bool = False
+
+    @classmethod
+    def of(cls, info: SessionInfo, pin_required: bool) -> SessionAnswer:
+        return cls(
+            id=info.id,
+            name=info.name,
+            host_id=info.host_id,
+            host_name=info.host_name,
+            max_members=info.max_members,
+            member_count=info.member_count,
+            protocol_version=info.protocol_version,
+            pin_required=pin_required,
+        )
 
 
 class _Message(
@@ -173,6 +203,10 @@ class Heartbeat(_Message, tag="HEARTBEAT", frozen=True):
 class Ping(_Message, tag="PING", frozen=True):
     latency: Latency | None = None
     """The sender's last measured round trip in ms, so the host can show it."""
+    sent_us: Micros | None = None
+    """The guest's monotonic clock (µs) when it wrote this PING: the session clock's t1."""
+    clock_uncertainty_us: Annotated[float, msgspec.Meta(ge=0, le=3_600_000_000)] | None = None
+    """How well the guest knows the session clock now (µs), so the host can show it."""
 
 
 # Host to guest ---------------------------------------------------------------
@@ -215,6 +249,12 @@ class SessionClosed(_Message, tag="SESSION_CLOSED", frozen=True):
 class Pong(_Message, tag="PONG", frozen=True):
     ping_timestamp: Millis
     received_at: Millis
+    ping_sent_us: Micros | None = None
+    """The PING's `sentUs`, echoed (t1)."""
+    received_us: Micros | None = None
+    """Session clock (µs since the session started) when the host read the PING (t2)."""
+    sent_us: Micros | None = None
+    """Session clock when the host wrote this PONG (t3)."""
 
 
 class Error(_Message, tag="ERROR", frozen=True):

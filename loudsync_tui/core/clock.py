@@ -21,6 +21,10 @@ class Clock(Protocol):
         """Milliseconds since the Unix epoch, for message timestamps."""
         ...
 
+    def monotonic_us(self) -> int:
+        """The monotonic clock in integer microseconds, for the session clock."""
+        ...
+
 
 class SystemClock:
     def monotonic(self) -> float:
@@ -28,6 +32,9 @@ class SystemClock:
 
     def wall_ms(self) -> int:
         return now_ms()
+
+    def monotonic_us(self) -> int:
+        return time.monotonic_ns() // 1000
 
 
 class ManualClock:
@@ -42,6 +49,9 @@ class ManualClock:
 
     def wall_ms(self) -> int:
         return self._wall_offset_ms + int(self.now * 1000)
+
+    def monotonic_us(self) -> int:
+        return round(self.now * 1_000_000)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds

@@ -184,11 +184,13 @@ class ProbeSchedule:
         self.playing = False
         self._burst_left = burst
         self._last_sent: float | None = None
+        self._burst_until = 0.0
 
     def connected(self, now: float) -> None:
         """Start a fresh burst (after a connect, a reconnect, or an estimator reset)."""
         self._burst_left = self.burst
         self._last_sent = None
+        self._burst_until = now + 2 * self.burst_span
 
     def sent(self, now: float) -> None:
         self._last_sent = now
@@ -198,7 +200,7 @@ class ProbeSchedule:
         """The time of the next probe; `now` (or earlier) means send one now."""
         if self._last_sent is None:
             return now
-        if self._burst_left > 0:
+        if self._burst_left > 0 and now < self._burst_until:  # a late burst is no burst
             gap = self.burst_span / self.burst
         else:
             gap = 1.0 if self.playing else self.idle_interval

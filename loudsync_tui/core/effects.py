@@ -53,6 +53,8 @@ class MemberChanged:
     device_type: str
     address: str = ""
     """The IP its connection now comes from (a resume may come from another one)."""
+    clock_uncertainty_us: float | None = None
+    """How well it knows the session clock, as it last said (the host's table only)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ import random
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock
+from loudsync_tui.core.clock_sync import ClockEstimator, ClockSample, ProbeSchedule
 from loudsync_tui.core.effects import Log, LogLevel
 from loudsync_tui.core.guest_effects import (
+    ClockEstimated,
     Connect,
     ConnectionState,
     Disconnect,
@@ -66,6 +68,7 @@ from loudsync_tui.security.device_key import sign_join
 from loudsync_tui.security.trust import Verdict, decide, host_label, with_overrides
 
 __all__ = [
+    "ClockEstimated",
     "Connect",
     "ConnectionState",
     "Disconnect",
@@ -135,8 +138,12 @@ class GuestSession:
         self._overflow_logged = False
         self._tls = False
         self._fingerprint: str | None = None
+        self.clock_estimator = ClockEstimator()
+        """The session clock as this guest knows it, from the four timestamps of each PING."""
+        self._probes = ProbeSchedule()
         self._setup_ping: int | None = None
         """The timestamp of the PING sent on WELCOME, whose round trip is not a sample."""
+        self._received_us = 0
 
     # Commands -------------------------------------------------------------------
 
@@ -285,8 +292,11 @@ class GuestSession:
             return self._end_for_close(code, reason)
         return self._lost(code, f"connection lost ({_describe_close(code, reason)})")
 
-    def received(self, data: str | bytes) -> list[GuestEffect]:
+    def received(self, data: str | bytes, at_us: int | None = None) -> list[GuestEffect]:
+        """A frame from the host; `at_us`: the local monotonic µs it was read (the adapter
+        stamps it as close to the socket as it can; default: now)."""
         self._last_received = self.clock.monotonic()
+        self._received_us = self.clock.monotonic_us() if at_us is None else at_us
         try:
             message = decode(data)
         except ProtocolError as exc:
@@ -317,6 +327,8 @@ class GuestSession:
                 return effects + self._lost(None, silent)
             if self._next_heartbeat is not None and now >= self._next_heartbeat:
                 effects += self._heartbeat(now)
+            if now >= self._probes.next_due(now):
+                effects += self._probe(now)  # the burst after WELCOME, or 1/s while playing
         return effects
 
     def next_deadline(self) -> float | None:
@@ -327,6 +339,9 @@ class GuestSession:
                 self._next_attempt if self.state is ConnectionState.RECONNECTING else None,
                 self._welcome_deadline,
                 self._next_heartbeat if self.state is ConnectionState.CONNECTED else None,
+                self._probes.next_due(self.clock.monotonic())
+                if self.state is ConnectionState.CONNECTED and self._open
+                else None,
                 self._last_received + self._heartbeat_timeout
                 if self.state is ConnectionState.CONNECTED and self._open
                 else None,
@@ -358,6 +373,10 @@ class GuestSession:
                 self.attempt = 0
                 self.state = ConnectionState.CONNECTED
                 self._pings.clear()
+                if not resumed:  # another session, another clock
+                    self.clock_estimator.reset()
+                self._probes = ProbeSchedule(idle_interval=self._heartbeat_interval)
+                self._probes.connected(now)
                 first_ping = self._heartbeat(now, ping_only=True)
                 self._setup_ping = next(iter(self._pings))
                 return [
@@ -440,22 +459,47 @@ class GuestSession:
     def _probe(self, now: float) -> list[GuestEffect]:
         """One PING, remembered by its timestamp so its PONG gives a round trip."""
         wall = self.clock.wall_ms()
+        if wall in self._pings:  # one PING per millisecond: its PONG is matched by it
+            return []
         self._pings[wall] = now
-        if len(self._pings) > 8:
+        if len(self._pings) > 40:  # a burst's worth in flight, no more
             self._pings.pop(next(iter(self._pings)))
+        self._probes.sent(now)
         latency = None if self.latency is None else round(self.latency, 1)
-        return [Transmit(Ping(timestamp=wall, latency=latency))]
+        estimate = self.clock_estimator.estimate()
+        uncertainty = None if estimate is None else round(estimate.uncertainty_us, 1)
+        ping = Ping(
+            timestamp=wall,
+            latency=latency,
+            sent_us=self.clock.monotonic_us(),
+            clock_uncertainty_us=uncertainty,
+        )
+        return [Transmit(ping)]
 
     def _on_pong(self, pong: Pong, now: float) -> list[GuestEffect]:
         sent = self._pings.pop(pong.ping_timestamp, None)
         if sent is None:
             return []
+        clock = self._clock_sample(pong)
         if pong.ping_timestamp == self._setup_ping:
             # The PING sent with the JOIN's answer waits on everything a new connection
             # sets up at both ends (98 ms measured where the link takes 2): it is no
             # sample. A second probe, sent now the link is settled, gives the first one.
             self._setup_ping = None
-            return self._probe(now)
+            return clock + self._probe(now)
+        return clock + self._latency_sample(pong, now, sent)
+
+    def _clock_sample(self, pong: Pong) -> list[GuestEffect]:
+        """The four timestamps, when the host sent its two (a Phase 1 host does not)."""
+        t1, t2, t3 = pong.ping_sent_us, pong.received_us, pong.sent_us
+        if t1 is None or t2 is None or t3 is None:
+            return []
+        if not self.clock_estimator.add(ClockSample(t1, t2, t3, self._received_us)):
+            return []
+        estimate = self.clock_estimator.estimate()
+        return [] if estimate is None else [ClockEstimated(estimate)]
+
+    def _latency_sample(self, pong: Pong, now: float, sent: float) -> list[GuestEffect]:
         host_hold_ms = max(0, pong.timestamp - pong.received_at)
         sample = max(0.0, (now - sent) * 1000 - host_hold_ms)
         if self.latency is None:

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
+from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import Log, LogLevel
 from loudsync_tui.protocol import LeftReason, MemberInfo, Message, Welcome
 
@@ -133,6 +134,13 @@ class LatencyMeasured:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockEstimated:
+    """A new estimate of the session clock (see core/clock_sync.py)."""
+
+    estimate: ClockEstimate
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """The membership is over; `code` says why, `reason` is for people."""
 
@@ -160,6 +168,7 @@ GuestEffect = (
     | MembersUpdated
     | MemberGone
     | LatencyMeasured
+    | ClockEstimated
     | Ended
     | Log
 )

@@ -64,6 +64,11 @@ from loudsync_tui.security.device_key import is_key_id, verify_join
 from loudsync_tui.security.pin import PinGuard, pin_matches
 
 
+def _worth_showing(old: float | None, new: float) -> bool:
+    """A clock uncertainty that moved by a quarter and 5 µs: the table stays calm."""
+    return old is None or (abs(new - old) > 5 and abs(new - old) > 0.25 * old)
+
+
 def host_of(address: str) -> str:
     """The IP part of "ip:port" or "[v6]:port"; bans and PIN limits apply per IP."""
     if address.startswith("["):
@@ -105,6 +110,7 @@ class _Member:
     sent_latency: float | None = None
     proven: bool | None = None
     """Whether the JOIN proved the device key; None for the host's own row."""
+    clock_uncertainty_us: float | None = None
 
     def info(self) -> MemberInfo:
         return MemberInfo(
@@ -116,6 +122,9 @@ class _Member:
             self.latency,
             UNSET if self.proven is None else self.proven,
         )
+
+    def changed(self) -> MemberChanged:
+        return MemberChanged(self.info(), self.device_type, self.ip, self.clock_uncertainty_us)
 
 
 @dataclass(slots=True)
@@ -138,6 +147,9 @@ class HostSession:
         self.config = config
         self.session_id = session_id
         self.clock = clock
+        self.started_us = clock.monotonic_us()
+        """The session clock's zero, on this host's monotonic clock."""
+        self._received_us = 0
         self.fingerprint = fingerprint
         """The host certificate's fingerprint (None: plain ws://). JOIN proofs sign it, so
         a proof made for another host fails here; the adapter sets it before listening."""
@@ -212,10 +224,22 @@ class HostSession:
             return [Close(conn, CloseCode.GOING_AWAY, "session closed")]
         return []
 
-    def received(self, conn: ConnId, data: str | bytes) -> list[HostEffect]:
+    @property
+    def session_clock_us(self) -> int:
+        """The session clock: µs since the session started, on this host's monotonic clock."""
+        return self.clock.monotonic_us() - self.started_us
+
+    def received(
+        self, conn: ConnId, data: str | bytes, at_us: int | None = None
+    ) -> list[HostEffect]:
+        """A frame from `conn`; `at_us`: the monotonic µs it was read (default: now), the
+        PING's t2 on the session clock."""
         c = self._conns.get(conn)
         if c is None or c.closing:
             return []
+        self._received_us = (self.clock.monotonic_us() if at_us is None else at_us) - (
+            self.started_us
+        )
         now = self.clock.monotonic()
         if not c.bucket.take(now):
             return self._rate_limited(c)
@@ -255,7 +279,7 @@ class HostSession:
         member.dropped_at = self.clock.monotonic()
         self._set_status(member, "reconnecting")
         return [
-            MemberChanged(member.info(), member.device_type, member.ip),
+            member.changed(),
             Log("warning", f"{member.name} dropped; holding their place for a resume"),
         ]
 
@@ -492,7 +516,7 @@ class HostSession:
         c.member_id = member.id
         self._set_status(member, "connected")
         effects += self._welcome(c, member)
-        effects.append(MemberChanged(member.info(), member.device_type, member.ip))
+        effects.append(member.changed())
         effects.append(Log("info", f"{member.name} resumed"))
         return effects
 
@@ -530,20 +554,24 @@ class HostSession:
             case Heartbeat():
                 return []
             case Ping(latency=latency):
-                effects: list[HostEffect] = [
-                    Send(
-                        c.id,
-                        Pong(
-                            timestamp=self.clock.wall_ms(),
-                            ping_timestamp=message.timestamp,
-                            received_at=self.clock.wall_ms(),
-                        ),
-                    )
-                ]
+                clock = message.sent_us is not None  # a guest that keeps the session clock
+                pong = Pong(
+                    timestamp=self.clock.wall_ms(),
+                    ping_timestamp=message.timestamp,
+                    received_at=self.clock.wall_ms(),
+                    ping_sent_us=message.sent_us,
+                    received_us=max(0, self._received_us) if clock else None,
+                    sent_us=self.session_clock_us if clock else None,
+                )
+                effects: list[HostEffect] = [Send(c.id, pong)]
+                reported = message.clock_uncertainty_us
+                if reported is not None and _worth_showing(member.clock_uncertainty_us, reported):
+                    member.clock_uncertainty_us = reported
+                    effects.append(member.changed())  # the host's table only: not broadcast
                 if latency is not None and latency != member.latency:
                     member.latency = latency
                     self._pending.ids.add(member.id)
-                    effects.append(MemberChanged(member.info(), member.device_type, member.ip))
+                    effects.append(member.changed())
                 return effects
             case Leave(reason=reason):
                 c.closing = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -38,14 +39,10 @@ def log_line(entry: LogEntry) -> Text:
     return line
 
 
-def print_log(store: AppStore, console: Console = stderr) -> Unsubscribe:
-    """Print every new event-log entry as it arrives.
+def on_new_entries(store: AppStore, show: Callable[[LogEntry], None]) -> Unsubscribe:
+    """Call `show` for every event-log entry added from now on, in order."""
 
-    Plain `print` of one Text, not `Console.log`: the latter lays out a table per line,
-    about 0.3 ms each on the host's event loop, which a thousand joins pay in full.
-    """
-
-    def printed(new: tuple[LogEntry, ...], old: tuple[LogEntry, ...]) -> None:
+    def shown(new: tuple[LogEntry, ...], old: tuple[LogEntry, ...]) -> None:
         last = old[-1] if old else None
         fresh: list[LogEntry] = []
         for entry in reversed(new):
@@ -53,9 +50,32 @@ def print_log(store: AppStore, console: Console = stderr) -> Unsubscribe:
                 break
             fresh.append(entry)
         for entry in reversed(fresh):
-            console.print(log_line(entry), soft_wrap=True)
+            show(entry)
 
-    return store.subscribe(printed, selector=lambda s: s.log, equals=lambda a, b: a is b)
+    return store.subscribe(shown, selector=lambda s: s.log, equals=lambda a, b: a is b)
+
+
+def print_log(store: AppStore, console: Console = stderr) -> Unsubscribe:
+    """Print every new event-log entry as it arrives.
+
+    Plain `print` of one Text, not `Console.log`: the latter lays out a table per line,
+    about 0.3 ms each on the host's event loop, which a thousand joins pay in full.
+    """
+    return on_new_entries(store, lambda entry: console.print(log_line(entry), soft_wrap=True))
+
+
+def emit(event: str, **fields: object) -> None:
+    """One JSON object on its own line on stdout, flushed: `--json` output for scripts.
+
+    Strings are JSON-escaped, so remote text cannot break a line or reach the terminal raw.
+    """
+    sys.stdout.write(json.dumps({"event": event, **fields}, ensure_ascii=True) + "\n")
+    sys.stdout.flush()
+
+
+def emit_log(store: AppStore) -> Unsubscribe:
+    """Every new event-log entry as a `{"event": "log", ...}` line."""
+    return on_new_entries(store, lambda e: emit("log", at=e.at, level=e.level, text=e.text))
 
 
 def on_stop_signals(callback: Callable[[], None]) -> None:

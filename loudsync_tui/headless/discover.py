@@ -23,8 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loudsync_tui.net.discovery import DiscoveryUnavailable, discover_once
-from loudsync_tui.net.reachability import DEFAULT_PROBE, answers
+from loudsync_tui.net.discovery import DEFAULT_PROBE, DiscoveryUnavailable, answers, discover_once
 from loudsync_tui.store import DiscoveredSession
 from loudsync_tui.text import printable
 

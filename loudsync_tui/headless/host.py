@@ -7,15 +7,26 @@ import asyncio
 from dataclasses import replace
 
 from loudsync_tui.config import HostConfig, host_config_from_args
-from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stdout
+from loudsync_tui.headless.console import (
+    emit,
+    emit_log,
+    fail,
+    identity_from,
+    on_stop_signals,
+    print_log,
+    stdout,
+)
 from loudsync_tui.net.host_service import HostService, HostStartError
 from loudsync_tui.security.certificate import comparison_code, readable
 from loudsync_tui.store import AppStore
 
 
-async def serve_headless(config: HostConfig) -> int:
+async def serve_headless(config: HostConfig, *, as_json: bool = False) -> int:
     store = AppStore()
-    print_log(store)
+    if as_json:
+        emit_log(store)
+    else:
+        print_log(store)
     service = HostService(config, store)
     try:
         await service.start()
@@ -24,11 +35,24 @@ async def serve_headless(config: HostConfig) -> int:
     # A PIN the user chose is not repeated anywhere; a generated one is shown once, on
     # stdout with the ready line, because stderr tends to end up in system logs.
     generated_pin = service.core.pin if config.pin == "" else None
-    pin_part = f"; PIN: {generated_pin}" if generated_pin else ""
-    stdout.print(
-        f"session {service.session_id} listening on {service.url} "
-        f"(join with: loudsync-tui join {service.give_out}{pin_part})"
-    )
+    if as_json:
+        emit(
+            "ready",
+            sessionId=service.session_id,
+            url=service.url,
+            joinWith=f"loudsync-tui join {service.give_out}",
+            fingerprint=service.fingerprint,
+            pin=generated_pin,
+            # The session clock minus this process's monotonic clock (µs): what a guest
+            # on this machine should estimate, the truth its error is measured against.
+            sessionClockOffsetUs=-service.core.started_us,
+        )
+    else:
+        pin_part = f"; PIN: {generated_pin}" if generated_pin else ""
+        stdout.print(
+            f"session {service.session_id} listening on {service.url} "
+            f"(join with: loudsync-tui join {service.give_out}{pin_part})"
+        )
     if service.fingerprint:
         store.log_event(f"Fingerprint (compare aloud): {readable(service.fingerprint)}")
         store.log_event(f"Code guests compare: {comparison_code(service.fingerprint)}")
@@ -49,4 +73,4 @@ def run_host(args: argparse.Namespace) -> int:
     config = host_config_from_args(args, identity.device_id, name)
     if not config.session_name:
         config = replace(config, session_name=f"{name}'s session")
-    return asyncio.run(serve_headless(config))
+    return asyncio.run(serve_headless(config, as_json=args.json))

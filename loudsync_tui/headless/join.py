@@ -13,7 +13,15 @@ import asyncio
 
 from loudsync_tui.config import GuestConfig, guest_config_from_args
 from loudsync_tui.core.latency import latency_changed
-from loudsync_tui.headless.console import fail, identity_from, on_stop_signals, print_log, stderr
+from loudsync_tui.headless.console import (
+    emit,
+    emit_log,
+    fail,
+    identity_from,
+    on_stop_signals,
+    print_log,
+    stderr,
+)
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
 
@@ -33,9 +41,13 @@ TRUST_HINT = (
 )
 
 
-async def join_headless(config: GuestConfig) -> int:
+CLOCK_REPORT_INTERVAL = 1.0
+"""`--json` reports the session clock this often (seconds) once it has an estimate."""
+
+
+async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
     store = AppStore()
-    stop_printing = print_log(store)
+    stop_printing = emit_log(store) if as_json else print_log(store)
     service = GuestService(config, store)
     failed = asyncio.Event()
     shown_latency: list[float | None] = [None]
@@ -44,7 +56,9 @@ async def join_headless(config: GuestConfig) -> int:
         if new is None:
             return
         if old is None or new.connection is not old.connection:
-            if new.connection is ConnectionState.RECONNECTING:
+            if as_json:
+                emit("state", state=new.connection.value, attempt=new.attempt)
+            elif new.connection is ConnectionState.RECONNECTING:
                 stderr.log(
                     f"reconnecting, attempt {new.attempt}/{new.max_attempts}", style="yellow"
                 )
@@ -52,11 +66,15 @@ async def join_headless(config: GuestConfig) -> int:
                 failed.set()
         if new.latency is not None and latency_changed(shown_latency[0], new.latency):
             shown_latency[0] = new.latency
-            stderr.log(f"latency {new.latency:.1f} ms", style="dim")
+            if as_json:
+                emit("latency", ms=round(new.latency, 3))
+            else:
+                stderr.log(f"latency {new.latency:.1f} ms", style="dim")
 
     store.subscribe(watch, selector=lambda s: s.guest)
     on_stop_signals(service.leave)
     service.start()
+    clock_reports = asyncio.create_task(_report_clock(service)) if as_json else None
     ended = asyncio.create_task(service.wait_ended())
     gave_up = asyncio.create_task(failed.wait())
     await asyncio.wait({ended, gave_up}, return_when=asyncio.FIRST_COMPLETED)
@@ -66,13 +84,44 @@ async def join_headless(config: GuestConfig) -> int:
         stop_printing()  # what follows is tidying up, not news: "You left" would mislead
         service.leave()
         await service.aclose()
+        if clock_reports is not None:
+            clock_reports.cancel()
+        if as_json:
+            emit("ended", code="failed", reason=why)
         return fail(why, 1)
     gave_up.cancel()
     end = ended.result()
     await service.aclose()
+    if clock_reports is not None:
+        clock_reports.cancel()
+    if as_json:
+        emit("ended", code=end.code, reason=end.reason)
     if end.code == "untrusted":
         stderr.print(TRUST_HINT)
     return EXIT_CODES[end.code]
+
+
+async def _report_clock(service: GuestService) -> None:
+    """`{"event": "clock", ...}` every second once the guest has an estimate; `offsetUs`
+    is the session clock minus this process's `time.monotonic_ns() // 1000`."""
+    while True:
+        await asyncio.sleep(CLOCK_REPORT_INTERVAL)
+        core = service.core
+        estimate = core.clock_estimator.estimate() if core is not None else None
+        if core is None or estimate is None:
+            continue
+        now = service.clock.monotonic_us()
+        session = core.clock_estimator.session_time(now)
+        if session is None:
+            continue
+        emit(
+            "clock",
+            offsetUs=session - now,
+            uncertaintyUs=round(estimate.uncertainty_us, 1),
+            rttUs=estimate.rtt_us,
+            skewPpm=round(estimate.skew_ppm, 3),
+            samples=estimate.samples,
+        )
 
 
 def run_join(args: argparse.Namespace) -> int:
@@ -81,4 +130,4 @@ def run_join(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
     config = guest_config_from_args(args, identity.device_id, name, identity.key.private)
-    return asyncio.run(join_headless(config))
+    return asyncio.run(join_headless(config, as_json=args.json))

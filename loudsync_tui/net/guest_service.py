@@ -3,7 +3,7 @@
 One task owns the core. Everything that happens (a frame, a close, a connection
 opened or refused, a command from the UI, a deadline) becomes an input on one queue,
 so the core sees one thing at a time in order. The UI reaches this only through the
-store (`GuestControl`).
+app, which holds it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.effects import LEFT_WORDS, Log
 from loudsync_tui.core.guest import GuestSession
 from loudsync_tui.core.guest_effects import (
+    ClockEstimated,
     Connect,
     ConnectionState,
     Disconnect,
@@ -42,7 +43,7 @@ from loudsync_tui.core.guest_effects import (
     Transmit,
     Welcomed,
 )
-from loudsync_tui.net.client import (
+from loudsync_tui.net.session_lookup import (
     AddressError,
     HostAddress,
     SessionLookupError,
@@ -96,6 +97,8 @@ class _ConnectFailed:
 class _Frame:
     data: str | bytes
     generation: int
+    at_us: int
+    """The local monotonic µs the frame came off the socket: a PONG's t4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +143,10 @@ class GuestService:
     def start(self) -> None:
         """Begin joining; returns at once. Progress shows in the store."""
         if self._runner is None:
-            self.store.guest_joining(self.config.address, control=self)
+            self.store.guest_joining(self.config.address)
             self._runner = asyncio.create_task(self._run(), name="guest")
 
-    # GuestControl ---------------------------------------------------------------
+    # Commands from the app ------------------------------------------------------
 
     def leave(self) -> None:
         self._inputs.put_nowait(_Command("leave"))
@@ -239,7 +242,7 @@ class GuestService:
         if isinstance(item, _ConnectFailed):
             return core.connect_failed(item.error)
         if isinstance(item, _Frame):
-            return core.received(item.data)
+            return core.received(item.data, item.at_us)
         self._ws = None
         return core.closed(item.code, item.reason)
 
@@ -302,6 +305,8 @@ class GuestService:
                     store.log_event(f"{gone.name if gone else member_id} {LEFT_WORDS[reason]}")
                 case LatencyMeasured(latency=latency):
                     store.guest_latency(latency)
+                case ClockEstimated(estimate=estimate):
+                    store.guest_clock(estimate)
                 case Log(level=level, text=text):
                     store.log_event(text, level)
                 case Ended():
@@ -378,7 +383,7 @@ class GuestService:
     async def _read(self, ws: ClientConnection, generation: int) -> None:
         try:
             async for data in ws:
-                self._inputs.put_nowait(_Frame(data, generation))
+                self._inputs.put_nowait(_Frame(data, generation, self.clock.monotonic_us()))
         except ConnectionClosed:
             pass
         received = ws.protocol.close_rcvd

@@ -2,7 +2,7 @@
 
 This is the host-side adapter the app and the headless mode use. It turns the core's
 member events into store actions and log lines, and keeps the mDNS record's member
-count current. The UI reaches it only through the store (`HostControl`).
+count current. The UI reaches it only through the app, which holds it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,7 @@ from typing import Protocol
 
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock, SystemClock
-from loudsync_tui.core.effects import (
-    BansChanged,
-    HostEffect,
-    Log,
-    MemberAdded,
-    MemberChanged,
-    MemberRemoved,
-)
+from loudsync_tui.core.effects import HostEffect, MemberAdded, MemberRemoved, PinChanged
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
@@ -151,8 +144,7 @@ class HostService:
                 max_members=cfg.max_members,
                 fingerprint=self.fingerprint,
                 pin=self.core.pin,
-            ),
-            control=self,
+            )
         )
         self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
         if self._advertiser is not None:
@@ -174,7 +166,7 @@ class HostService:
                 "warning",
             )
 
-    # HostControl ----------------------------------------------------------------
+    # Commands from the app ------------------------------------------------------
 
     def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         self.server.apply(self.core.kick(member_id, ban_address=ban_address))
@@ -190,8 +182,6 @@ class HostService:
         if pin == "":
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
-        self.store.host_pin_set(self.core.pin)
-        self._advertise_count()
 
     def stop(self) -> None:
         if self._closing is None:
@@ -219,24 +209,11 @@ class HostService:
     # Core effects -> store ------------------------------------------------------
 
     def _on_effect(self, effect: HostEffect) -> None:
-        store = self.store
-        if isinstance(effect, MemberAdded):
-            store.host_member_joined(member_from_info(effect.member, effect.device_type))
+        """Every effect the server does not carry out itself goes to the store's one reducer
+        (the log included: the app mirrors it to its file, the headless host prints it)."""
+        self.store.host_effects([effect])
+        if isinstance(effect, MemberAdded | MemberRemoved | PinChanged):
             self._advertise_count()
-        elif isinstance(effect, MemberChanged):
-            hosting = store.get().hosting
-            old = hosting.members.get(effect.member.id) if hosting else None
-            device = old.device_type if old else ""
-            store.host_member_updated(member_from_info(effect.member, device))
-        elif isinstance(effect, MemberRemoved):
-            store.host_member_left(effect.member_id)
-            self._advertise_count()
-        elif isinstance(effect, BansChanged):
-            store.host_bans_set(effect.devices, effect.addresses)
-        elif isinstance(effect, Log):
-            # The store's log is the one path: the app mirrors it to its log file and the
-            # headless host prints it. Logging it here too printed every warning twice.
-            store.log_event(effect.text, effect.level)
 
     def _advertise_count(self) -> None:
         """Keep the TXT record's member count and PIN flag current."""

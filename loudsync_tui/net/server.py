@@ -27,13 +27,13 @@ from websockets.http11 import Request, Response
 
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
-from loudsync_tui.protocol import encode
+from loudsync_tui.protocol import SessionAnswer, encode
 from loudsync_tui.security.device_key import CHALLENGE_HEADER, new_nonce
 
 log = logging.getLogger(__name__)
 
 SESSION_INFO_PATH = "/session"
-"""A plain HTTP GET here answers the SessionInfo, so `join HOST[:PORT]` needs no id."""
+"""A plain HTTP GET here answers a `SessionAnswer`, so `join HOST[:PORT]` needs no id."""
 
 
 CLOSE_DEADLINE = 2.0
@@ -210,9 +210,8 @@ class SessionServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] != SESSION_INFO_PATH:
             return None
-        info = msgspec.to_builtins(self.session.session_info())
-        info["pinRequired"] = self.session.pin is not None
-        body = msgspec.json.encode(info)
+        answer = SessionAnswer.of(self.session.session_info(), self.session.pin is not None)
+        body = msgspec.json.encode(answer)
         headers = Headers(
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )

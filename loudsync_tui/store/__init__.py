@@ -1,6 +1,7 @@
 """The reactive store: immutable state snapshots, selector subscriptions, actions."""
 
-from loudsync_tui.store.actions import AppStore, GuestControl, HostControl, member_from_info
+from loudsync_tui.store.actions import AppStore
+from loudsync_tui.store.host_reducer import member_from_info, reduce_host
 from loudsync_tui.store.state import (
     AppState,
     ConnectionState,
@@ -11,7 +12,9 @@ from loudsync_tui.store.state import (
     LogEntry,
     Member,
     join_refusal,
+    listed,
     rivals,
+    unlisted,
     where,
 )
 from loudsync_tui.store.store import Store, Unsubscribe
@@ -22,16 +25,17 @@ __all__ = [
     "ConnectionState",
     "DiscoveredSession",
     "DiscoveryState",
-    "GuestControl",
     "GuestState",
-    "HostControl",
     "HostingState",
     "LogEntry",
     "Member",
     "Store",
     "Unsubscribe",
     "join_refusal",
+    "listed",
     "member_from_info",
+    "reduce_host",
     "rivals",
+    "unlisted",
     "where",
 ]

@@ -1,9 +1,9 @@
 """The app's store with its actions: the only way adapters and widgets change state.
 
-Network and discovery adapters call the `*_seen`, `member_*`, `connection_*` actions;
-widgets call `kick`, `stop_hosting`, `leave`, `retry`, which forward to the controller
-that the running adapter registered. Widgets never see a socket; adapters never see a
-widget.
+Network and discovery adapters call the `*_seen`, `host_*`, `guest_*` actions; the
+store holds state and the actions that change it, nothing else. Commands (kick, stop,
+leave, retry) go from the screens to the app, which calls the service that owns the
+socket. Widgets never see a socket; adapters never see a widget.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from loudsync_tui.protocol import MemberInfo, now_ms
+from loudsync_tui.core.clock_sync import ClockEstimate
+from loudsync_tui.core.effects import HostEffect
+from loudsync_tui.protocol import now_ms
+from loudsync_tui.store.host_reducer import reduce_host
 from loudsync_tui.store.state import (
     LOG_LIMIT,
     AppState,
@@ -24,51 +27,16 @@ from loudsync_tui.store.state import (
     LogEntry,
     LogLevel,
     Member,
-    same_origin,
-    where,
+    listed,
+    unlisted,
 )
 from loudsync_tui.store.store import Store
 
 V = TypeVar("V")
 
 
-class HostControl(Protocol):
-    """What the hosting adapter lets the UI ask of it."""
-
-    def kick(self, member_id: str, *, ban_address: bool = False) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def lift_ban(self, key: str) -> None: ...
-
-    def set_pin(self, pin: str | None) -> None: ...
-
-
-class GuestControl(Protocol):
-    """What the guest adapter lets the UI ask of it."""
-
-    def leave(self) -> None: ...
-
-    def retry(self) -> None: ...
-
-
 def _frozen(items: Mapping[str, V]) -> Mapping[str, V]:
     return MappingProxyType(dict(items))
-
-
-def member_from_info(info: MemberInfo, device_type: str = "", address: str = "") -> Member:
-    """`address`: the IP a host sees the member at; guests never learn it."""
-    return Member(
-        id=info.id,
-        name=info.name,
-        is_host=info.is_host,
-        status=info.connection_status,
-        joined_at=info.joined_at,
-        latency=info.latency,
-        device_type=device_type,
-        proven=info.proven if isinstance(info.proven, bool) else None,
-        address=address,
-    )
 
 
 class AppStore(Store[AppState]):
@@ -76,8 +44,6 @@ class AppStore(Store[AppState]):
 
     def __init__(self, initial: AppState | None = None) -> None:
         super().__init__(initial or AppState())
-        self.host_control: HostControl | None = None
-        self.guest_control: GuestControl | None = None
         self.clock: Callable[[], int] = now_ms
 
     # Event log ---------------------------------------------------------------
@@ -99,26 +65,13 @@ class AppStore(Store[AppState]):
         self.log_event(f"Discovery unavailable: {error}", "warning")
 
     def session_seen(self, session: DiscoveredSession) -> None:
-        """A session appeared or its details changed (same key and origin: updated in place).
-
-        A record under a known key from another address or port is another machine using
-        the same mDNS name: it gets a row of its own (`KEY @ ADDRESS:PORT`), so a rogue
-        announcement never silently replaces the row of the session it imitates.
-        """
+        """A session appeared or its details changed; a known key from another address or
+        port gets a row of its own (see `listed`)."""
 
         def update(s: AppState) -> AppState:
-            known = s.discovery.sessions
-            seen = session
-            first = known.get(session.key)
-            if first is not None and not same_origin(first, session):
-                seen = replace(session, key=f"{session.key} @ {where(session)}")
-            prior = known.get(seen.key)
-            if prior is not None and (prior.addresses, prior.port) == (seen.addresses, seen.port):
-                # Same place: what the last check found still holds (no flicker on a TXT update).
-                seen = replace(seen, reachable=prior.reachable)
-            if prior == seen:
+            sessions = listed(s.discovery.sessions, session)
+            if sessions is s.discovery.sessions:
                 return s
-            sessions = {**known, seen.key: seen}
             return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
 
         self.set(update)
@@ -152,12 +105,9 @@ class AppStore(Store[AppState]):
         goodbye does not say which of them sent it)."""
 
         def update(s: AppState) -> AppState:
-            def lost(k: str) -> bool:
-                return k == key or k.startswith(f"{key} @ ")
-
-            if not any(lost(k) for k in s.discovery.sessions):
+            sessions = unlisted(s.discovery.sessions, key)
+            if sessions is s.discovery.sessions:
                 return s
-            sessions = {k: v for k, v in s.discovery.sessions.items() if not lost(k)}
             return replace(s, discovery=replace(s.discovery, sessions=_frozen(sessions)))
 
         self.set(update)
@@ -169,14 +119,12 @@ class AppStore(Store[AppState]):
 
     # Hosting -----------------------------------------------------------------
 
-    def hosting_started(self, hosting: HostingState, control: HostControl | None = None) -> None:
-        self.host_control = control
+    def hosting_started(self, hosting: HostingState) -> None:
         self.set(lambda s: replace(s, hosting=hosting))
         self.log_event(f"Hosting {hosting.session_name!r} at {hosting.address}")
 
     def hosting_stopped(self, reason: str | None = "stopped") -> None:
         """The hosted session is over; `reason` None when the adapter already logged why."""
-        self.host_control = None
         if self.get().hosting is None:
             return
         self.set(lambda s: replace(s, hosting=None))
@@ -201,31 +149,15 @@ class AppStore(Store[AppState]):
             )
         )
 
+    def host_effects(self, effects: Iterable[HostEffect]) -> None:
+        """What the host core did, as one store change (see `reduce_host`)."""
+        self.set(lambda s: reduce_host(s, effects, self.clock()))
+
     def host_bans_set(self, devices: frozenset[str], addresses: frozenset[str]) -> None:
         self._update_hosting(lambda h: replace(h, banned=devices, banned_addresses=addresses))
 
     def host_pin_set(self, pin: str | None) -> None:
         self._update_hosting(lambda h: replace(h, pin=pin))
-
-    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
-        """Ask the host adapter to kick a member (from the UI)."""
-        if self.host_control is not None:
-            self.host_control.kick(member_id, ban_address=ban_address)
-
-    def lift_ban(self, key: str) -> None:
-        """Ask the host adapter to let a banned device id or address in again."""
-        if self.host_control is not None:
-            self.host_control.lift_ban(key)
-
-    def change_pin(self, pin: str | None) -> None:
-        """Ask the host adapter for a new PIN (None: no PIN) for joins from now on."""
-        if self.host_control is not None:
-            self.host_control.set_pin(pin)
-
-    def stop_hosting(self) -> None:
-        """Ask the host adapter to close the session (from the UI)."""
-        if self.host_control is not None:
-            self.host_control.stop()
 
     def _update_hosting(self, change: Callable[[HostingState], HostingState]) -> None:
         def update(s: AppState) -> AppState:
@@ -235,8 +167,7 @@ class AppStore(Store[AppState]):
 
     # Guest -------------------------------------------------------------------
 
-    def guest_joining(self, address: str, control: GuestControl | None = None) -> None:
-        self.guest_control = control
+    def guest_joining(self, address: str) -> None:
         self.set(
             lambda s: replace(s, guest=GuestState(address, connection=ConnectionState.CONNECTING))
         )
@@ -305,6 +236,9 @@ class AppStore(Store[AppState]):
     def guest_latency(self, latency: float | None) -> None:
         self._update_guest(lambda g: g if g.latency == latency else replace(g, latency=latency))
 
+    def guest_clock(self, estimate: ClockEstimate) -> None:
+        self._update_guest(lambda g: replace(g, clock=estimate))
+
     def guest_security(self, *, encrypted: bool, fingerprint: str | None) -> None:
         self._update_guest(lambda g: replace(g, encrypted=encrypted, fingerprint=fingerprint))
 
@@ -332,18 +266,7 @@ class AppStore(Store[AppState]):
         )
 
     def guest_cleared(self) -> None:
-        self.guest_control = None
         self.set(lambda s: s if s.guest is None else replace(s, guest=None))
-
-    def leave(self) -> None:
-        """Ask the guest adapter to leave the session (from the UI)."""
-        if self.guest_control is not None:
-            self.guest_control.leave()
-
-    def retry(self) -> None:
-        """Ask the guest adapter to try again after FAILED (from the UI)."""
-        if self.guest_control is not None:
-            self.guest_control.retry()
 
     def _update_guest(self, change: Callable[[GuestState], GuestState]) -> None:
         def update(s: AppState) -> AppState:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
+from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.guest_effects import ConnectionState  # owned by the core; shown here
 from loudsync_tui.protocol import ConnectionStatus, LeftReason
 
@@ -35,6 +36,8 @@ class Member:
     proven: bool | None = None
     """False: the host admitted it without a device-key proof, so its id may be anyone's;
     None: not said (the host's own row, or a host that does not check keys)."""
+    clock_uncertainty_us: float | None = None
+    """How well it knows the session clock (µs), as it last reported to the host."""
     address: str = ""
     """The IP the host sees it at ("" on a guest's screen and for the host's own row):
     what kick-and-ban would ban."""
@@ -121,7 +124,9 @@ def listed(
     return {**sessions, seen.key: seen}
 
 
-def unlisted(sessions: Mapping[str, DiscoveredSession], key: str) -> Mapping[str, DiscoveredSession]:
+def unlisted(
+    sessions: Mapping[str, DiscoveredSession], key: str
+) -> Mapping[str, DiscoveredSession]:
     """`sessions` once the mDNS name `key` is gone: its row goes, with any other machine's
     row under it (a goodbye does not say which of them sent it); `sessions` itself when
     nothing changed."""
@@ -157,6 +162,8 @@ class HostingState:
     members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
     banned: frozenset[str] = frozenset()
     banned_addresses: frozenset[str] = frozenset()
+    ban_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The name of the member each ban (device id or address) was for."""
     running: bool = True
     fingerprint: str | None = None
     """SHA-256 of the host certificate; None when serving plain ws://."""
@@ -176,6 +183,8 @@ class GuestState:
     max_members: int | None = None
     members: Mapping[str, Member] = field(default_factory=lambda: MappingProxyType({}))
     latency: float | None = None
+    clock: ClockEstimate | None = None
+    """The session clock as this guest knows it; None before the first estimate."""
     attempt: int = 0
     max_attempts: int = 0
     next_attempt_at: float | None = None

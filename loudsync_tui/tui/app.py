@@ -1,8 +1,8 @@
 """The LOUDSYNC terminal app: the composition root that owns the store and the services.
 
 Data flows one way: services call store actions, screens subscribe to slices of the
-store and redraw, and keys become store actions (which reach the running service's
-controller) or app methods that start and stop services. No screen holds a socket.
+store and redraw, and keys become app methods that start, command and stop the
+services the app holds. No screen holds a socket.
 """
 
 from __future__ import annotations
@@ -293,10 +293,26 @@ class LoudsyncApp(App[int], inherit_bindings=False):
             self.store.log_event(f"Could not host: {exc}", "error")
             await self._return_to_browse()
 
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
+        """Kick and ban a member of the hosted session (and its address, if asked)."""
+        if self.host_service is not None:
+            self.host_service.kick(member_id, ban_address=ban_address)
+
+    def lift_ban(self, key: str) -> None:
+        """Let a banned device id or address join the hosted session again."""
+        if self.host_service is not None:
+            self.host_service.lift_ban(key)
+
+    def change_pin(self, pin: str | None) -> None:
+        """A new PIN for joins from now on ("" generates one, None: no PIN)."""
+        if self.host_service is not None:
+            self.host_service.set_pin(pin)
+
     def stop_hosting(self) -> None:
-        """Close the session the user hosts (the store's `stop_hosting` reaches the service)."""
+        """Close the session the user hosts; the store says when it has stopped."""
         self._stopping_host = True
-        self.store.stop_hosting()
+        if self.host_service is not None:
+            self.host_service.stop()
 
     # Joining -----------------------------------------------------------------
 
@@ -435,7 +451,7 @@ class LoudsyncApp(App[int], inherit_bindings=False):
         if service is None or guest is None or guest.ended_code is not None:
             self._spawn(self._end_guest(service))
             return
-        self.store.leave()
+        service.leave()
 
         async def fallback() -> None:
             try:
@@ -445,6 +461,11 @@ class LoudsyncApp(App[int], inherit_bindings=False):
             await self._end_guest(service)
 
         self._spawn(fallback())
+
+    def retry(self) -> None:
+        """Try the join again after the link has failed."""
+        if self.guest_service is not None:
+            self.guest_service.retry()
 
     async def _end_guest(self, service: GuestRunner | None) -> None:
         """Forget the guest service and go back to Browse (once per service)."""

@@ -1,7 +1,8 @@
 """Realistic, reproducible data for the screenshots and snapshot tests; no network.
 
-`DemoServices` stand in for the real ones and fill the store the way they would, so
-every screen can be shown (and compared) without hosts, guests or multicast.
+The demo host is a `SimulatedHost` (a real host core on a fake clock) and the demo
+guest fills the store the way the guest service would, so every screen can be shown
+(and compared) without sockets or multicast.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from textual.pilot import Pilot
 
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.protocol import ConnectionStatus
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.security.trust import decide, host_label
-from loudsync_tui.store import (
-    AppStore,
-    ConnectionState,
-    DiscoveredSession,
-    HostingState,
-    Member,
-)
+from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession, member_from_info
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.services import Services
 from loudsync_tui.tui.settings import AppSettings
+from loudsync_tui.tui.simulated_host import SimulatedHost
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
 
@@ -36,23 +33,18 @@ FINGERPRINT = hashlib.sha256(b"LOUDSYNC demo host").hexdigest()
 IMPOSTOR = hashlib.sha256(b"LOUDSYNC impostor").hexdigest()
 PIN = "482913"
 
-_PEOPLE: list[tuple[str, str, str, float, ConnectionStatus]] = [
-    ("dev-ada", "Ada", "terminal", 3.2, "connected"),
-    ("dev-linus", "Linus", "terminal", 12.8, "connected"),
-    ("dev-hedy", "Hedy", "terminal", 41.0, "reconnecting"),
-    ("dev-alan", "Alan", "terminal", 7.4, "connected"),
+_PEOPLE: list[tuple[str, str, float, ConnectionStatus]] = [
+    ("Ada", "terminal", 3.2, "connected"),
+    ("Linus", "terminal", 12.8, "connected"),
+    ("Hedy", "terminal", 41.0, "reconnecting"),
+    ("Alan", "terminal", 7.4, "connected"),
 ]
 
 
-def demo_members(host_id: str, host_name: str) -> list[Member]:
-    members = [Member(host_id, host_name, True, "connected", T0, None, "host")]
-    for n, (member_id, name, device, latency, status) in enumerate(_PEOPLE, 1):
-        joined = T0 + n * 97_000
-        address = f"192.168.1.{30 + len(name)}"  # as the demo log says they joined from
-        members.append(
-            Member(member_id, name, False, status, joined, latency, device, address=address)
-        )
-    return members
+def demo_identity(name: str) -> tuple[str, bytes]:
+    """The device id and key of a demo person: the same on every run."""
+    key = DeviceKey(hashlib.sha256(f"LOUDSYNC demo {name}".encode()).digest())
+    return key.device_id, key.private
 
 
 def demo_sessions() -> list[DiscoveredSession]:
@@ -94,49 +86,32 @@ def demo_sessions() -> list[DiscoveredSession]:
     ]
 
 
-@dataclass
-class DemoHost:
-    config: HostConfig
-    store: AppStore
+class DemoHost(SimulatedHost):
+    """Grace's session with four guests (Hedy's link dropped) and Mallory banned, all
+    through a real host core: rows, bans and log lines come out of its rules."""
+
+    def __init__(self, config: HostConfig, store: AppStore) -> None:
+        config = replace(config, tls=True, pin=PIN)
+        super().__init__(config, store, fingerprint=FINGERPRINT, wall_start_ms=T0)
 
     async def start(self) -> None:
-        cfg = self.config
-        self.store.hosting_started(
-            HostingState(
-                "k3v9q2",
-                cfg.session_name,
-                cfg.host_id,
-                cfg.host_name,
-                "192.168.1.20:8080",
-                8080,
-                cfg.max_members,
-                fingerprint=FINGERPRINT,
-                pin=PIN,
-            ),
-            control=self,
-        )
-        self.store.host_members_set(demo_members(cfg.host_id, cfg.host_name))
-        self.store.host_bans_set(frozenset({"dev-mallory"}), frozenset({"192.168.1.66"}))
-        for _, name, *_ in _PEOPLE:
-            self.store.log_event(f"{name} joined from 192.168.1.{30 + len(name)}:51{len(name)}04")
-        self.store.log_event("Hedy's link dropped; holding the place for 2 s", "warning")
+        await super().start()
+        self.populate()
 
-    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
-        self.store.host_member_left(member_id)
-
-    def lift_ban(self, key: str) -> None:
-        hosting = self.store.get().hosting
-        if hosting is not None:
-            self.store.host_bans_set(hosting.banned - {key}, hosting.banned_addresses - {key})
-
-    def set_pin(self, pin: str | None) -> None:
-        self.store.host_pin_set("135790" if pin == "" else pin)
-
-    def stop(self) -> None:
-        self.store.hosting_stopped()
-
-    async def aclose(self, reason: str = "") -> None:
-        self.store.hosting_stopped()
+    def populate(self) -> None:
+        """Mallory (an old client, unproven) joins and is kicked and banned; then the
+        people join, each proving its device key."""
+        self.join("dev-mallory", "Mallory", address="192.168.1.66:51704")
+        self.kick("dev-mallory", ban_address=True)
+        for name, device, latency, status in _PEOPLE:
+            member_id, key = demo_identity(name)
+            self.clock.advance(97)  # no tick: nobody times out, Hedy's place is held
+            address = f"192.168.1.{30 + len(name)}:51{len(name)}04"
+            self.join(
+                member_id, name, address=address, device_type=device, latency=latency, key=key
+            )
+            if status == "reconnecting":
+                self.drop(member_id)
 
 
 @dataclass
@@ -149,7 +124,7 @@ class DemoGuest:
 
     def start(self) -> None:
         store = self.store
-        store.guest_joining(self.config.address, control=self)
+        store.guest_joining(self.config.address)
         if self.trust is not None:
             changed = self.trust == "changed"
             observed = IMPOSTOR if changed else FINGERPRINT
@@ -173,9 +148,10 @@ class DemoGuest:
             host_name="Grace",
             max_members=10,
         )
-        members = demo_members("dev-grace", "Grace")
-        members[1] = replace(members[1], id=self.config.device_id, name=self.config.name)
-        store.guest_members_set(members)
+        # The members as the host's MEMBER_LIST says them (this guest is Ada).
+        host = DemoHost(HostConfig("Friday listening", "Grace", "dev-grace"), AppStore())
+        host.populate()
+        store.guest_members_set(member_from_info(m) for m in host.core.members)
         store.guest_latency(3.2)
         store.guest_security(encrypted=True, fingerprint=FINGERPRINT)
         store.log_event("Joined 'Friday listening' hosted by Grace")
@@ -208,7 +184,9 @@ def demo_app(start: str = "browse") -> LoudsyncApp:
         settings = replace(settings, start="host", session_name="Friday listening")
     elif start.startswith("guest"):
         settings = replace(
-            AppSettings.for_device("Ada", "dev-ada"), start="join", join_address="192.168.1.20:8080"
+            AppSettings.for_device("Ada", *demo_identity("Ada")),
+            start="join",
+            join_address="192.168.1.20:8080",
         )
     trust = start.removeprefix("guest-") if start in ("guest-new", "guest-changed") else None
 

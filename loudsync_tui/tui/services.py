@@ -1,24 +1,41 @@
 """The network services the app starts, behind factories so tests can swap them.
 
-The app is the only place that holds a service; screens only call store actions,
-which the store forwards to the controller the running service registered.
+The app is the only place that holds a service; screens ask the app for commands
+(kick, stop, leave, ...), which it passes to the running service. The
+discovery browser reports through callbacks; `store_listener` turns them into store
+actions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loudsync_tui.config import GuestConfig, HostConfig
-from loudsync_tui.net.reachability import ProbeOptions
-from loudsync_tui.store import AppStore
+from loudsync_tui.net.discovery import ProbeOptions
+from loudsync_tui.store import AppStore, DiscoveredSession
+
+if TYPE_CHECKING:
+    from loudsync_tui.net.discovery import DiscoveryListener
 
 
 class HostRunner(Protocol):
     async def start(self) -> None: ...
 
     async def aclose(self, reason: str = ...) -> None: ...
+
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None: ...
+
+    def lift_ban(self, key: str) -> None: ...
+
+    def set_pin(self, pin: str | None) -> None:
+        """A new PIN for joins from now on ("" generates one, None removes it)."""
+        ...
+
+    def stop(self) -> None:
+        """Close the session soon (SESSION_CLOSED to every guest); `aclose` waits for it."""
+        ...
 
 
 class GuestRunner(Protocol):
@@ -27,6 +44,12 @@ class GuestRunner(Protocol):
     async def aclose(self) -> None: ...
 
     async def wait_ended(self) -> object: ...
+
+    def leave(self) -> None: ...
+
+    def retry(self) -> None:
+        """Try again after the link has FAILED."""
+        ...
 
 
 class BrowserRunner(Protocol):
@@ -62,11 +85,48 @@ def _guest(config: GuestConfig, store: AppStore) -> GuestRunner:
     return GuestService(config, store)
 
 
+class _StoreListener:
+    """The browser's reports as store actions."""
+
+    def __init__(self, store: AppStore) -> None:
+        self._store = store
+
+    def started(self) -> None:
+        self._store.discovery_started()
+
+    def stopped(self) -> None:
+        self._store.discovery_stopped()
+
+    def failed(self, error: str) -> None:
+        self._store.discovery_failed(error)
+
+    def seen(self, session: DiscoveredSession) -> None:
+        self._store.session_seen(session)
+
+    def lost(self, key: str) -> None:
+        self._store.session_lost(key)
+
+    def cleared(self) -> None:
+        self._store.sessions_cleared()
+
+    def reachable(self, key: str, reachable: bool) -> None:
+        self._store.session_reachable(key, reachable)
+
+
+def store_listener(store: AppStore) -> DiscoveryListener:
+    """A `DiscoveryListener` that keeps `store`'s discovered sessions in step."""
+    return _StoreListener(store)
+
+
 def _browser(store: AppStore, interfaces: tuple[str, ...], probe: ProbeOptions) -> BrowserRunner:
-    """Imported on first use, so starting the app never pays for zeroconf twice."""
+    """Imported on first use, so starting the app never pays for zeroconf twice. Hosts are
+    checked for an answer only while Browse is on screen (`discovery.watched`)."""
     from loudsync_tui.net.discovery import SessionBrowser
 
-    return SessionBrowser(store, interfaces, probe)
+    browser = SessionBrowser(store_listener(store), interfaces, probe)
+    store.subscribe(lambda watched, _old: browser.watch(watched), lambda s: s.discovery.watched)
+    browser.watch(store.get().discovery.watched)
+    return browser
 
 
 def default_services() -> Services:

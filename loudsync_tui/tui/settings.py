@@ -19,7 +19,7 @@ from loudsync_tui.config import (
     host_config_from_args,
 )
 from loudsync_tui.identity import config_dir, default_name, load_identity
-from loudsync_tui.net.reachability import DEFAULT_PROBE, ProbeOptions
+from loudsync_tui.net.discovery import DEFAULT_PROBE, ProbeOptions
 from loudsync_tui.tui.logfile import log_path
 
 StartScreen = Literal["browse", "host", "join"]

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from zeroconf.asyncio import AsyncServiceInfo
+from zeroconf import DNSQuestionType
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from loudsync_tui.config import HostConfig
 from loudsync_tui.net.discovery import (
@@ -31,11 +32,11 @@ from loudsync_tui.net.discovery import (
     Security,
     SessionAdvertiser,
     SessionBrowser,
-    session_from_service,
 )
 from loudsync_tui.net.host_service import HostService
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.store import AppStore, DiscoveredSession
+from loudsync_tui.tui.services import store_listener
 
 LOOPBACK = ["127.0.0.1"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,7 +207,7 @@ class TestAgainstARunningHost:
         self, running_host: str
     ) -> None:
         store = AppStore()
-        browser = SessionBrowser(store, LOOPBACK)
+        browser = SessionBrowser(store_listener(store), LOOPBACK)
         await browser.start()
         try:
             latency = await wait_for(store, lambda s: running_host in s, 2.0, "session seen")
@@ -296,7 +297,7 @@ class TestAgainstARunningHost:
         self, running_host: str
     ) -> None:
         store = AppStore()
-        browser = SessionBrowser(store, LOOPBACK)
+        browser = SessionBrowser(store_listener(store), LOOPBACK)
         await browser.start()
         twin = SessionAdvertiser(LOOPBACK)
         try:
@@ -340,7 +341,7 @@ def _dig(name: str, rrtype: str, expect: str, deadline: float = 8.0) -> str:
 
 async def test_member_count_updates_are_coalesced_and_seen() -> None:
     store = AppStore()
-    browser = SessionBrowser(store, LOOPBACK)
+    browser = SessionBrowser(store_listener(store), LOOPBACK)
     await browser.start()
     advertiser = SessionAdvertiser(LOOPBACK)
     seen: list[tuple[float, int]] = []
@@ -407,7 +408,7 @@ def test_discover_with_a_bad_interface_fails_clearly(interface: str, message: st
 
 async def test_bad_interface_reaches_the_store_not_the_caller() -> None:
     store = AppStore()
-    browser = SessionBrowser(store, ["203.0.113.9"])
+    browser = SessionBrowser(store_listener(store), ["203.0.113.9"])
     await browser.start()  # must not raise
     await browser.stop()
     error = store.get().discovery.error
@@ -416,52 +417,6 @@ async def test_bad_interface_reaches_the_store_not_the_caller() -> None:
     assert not store.get().discovery.browsing
     with pytest.raises(DiscoveryUnavailable, match="not an address of this machine"):
         await SessionAdvertiser(["203.0.113.9"]).start(session_info("x", "X"), 1)
-
-
-@pytest.mark.parametrize(
-    "txt",
-    [
-        {},
-        {"id": "s", "name": "N", "host": "H", "members": "many", "max": "10", "v": "1"},
-        {"id": "s", "name": "N", "host": "H", "members": "1", "max": "0", "v": "1"},
-        {"id": "", "name": "N", "host": "H", "members": "1", "max": "10", "v": "1"},
-        {"id": "s", "host": "H", "members": "1", "max": "10", "v": "1"},
-        {"id": "s", "name": "N", "host": "H", "members": "-1", "max": "10", "v": "1"},
-    ],
-)
-def test_records_with_missing_or_garbled_txt_are_ignored(txt: dict[str, str]) -> None:
-    info = AsyncServiceInfo(
-        SERVICE_TYPE, f"X.{SERVICE_TYPE}", port=1, properties=txt, parsed_addresses=["10.0.0.1"]
-    )
-    assert session_from_service("X", info) is None
-    complete = {"id": "s", "name": "N", "host": "H", "members": "1", "max": "10", "v": "1"}
-    full = AsyncServiceInfo(
-        SERVICE_TYPE, f"X.{SERVICE_TYPE}", port=1, properties=complete, parsed_addresses=["::1"]
-    )
-    assert session_from_service("X", full) is not None
-
-
-@pytest.mark.parametrize(
-    ("members", "max_members", "version", "why_not"),
-    [
-        (1, 10, PROTOCOL_VERSION, None),
-        (9, 10, PROTOCOL_VERSION, None),
-        (10, 10, PROTOCOL_VERSION, "full"),
-        (1, 10, PROTOCOL_VERSION + 1, f"needs protocol version {PROTOCOL_VERSION + 1}"),
-        (10, 10, 0, "needs protocol version 0"),
-    ],
-)
-def test_joinable_only_when_not_full_and_same_protocol_version(
-    members: int, max_members: int, version: int, why_not: str | None
-) -> None:
-    txt = {"id": "s", "name": "N", "host": "H", "members": str(members)}
-    txt |= {"max": str(max_members), "v": str(version)}
-    info = AsyncServiceInfo(
-        SERVICE_TYPE, f"X.{SERVICE_TYPE}", port=1, properties=txt, parsed_addresses=["10.0.0.1"]
-    )
-    session = session_from_service("X", info)
-    assert session is not None
-    assert (session.joinable, session.why_not) == (why_not is None, why_not)
 
 
 # Network namespaces: only the interfaces the test makes, so nothing leaves them ---------
@@ -550,9 +505,21 @@ def test_discover_without_any_usable_interface_fails_clearly(
     assert result.stdout == ""
 
 
+async def txt_on_the_wire(instance: str) -> dict[str, str | None]:
+    """The TXT record of `instance` as any resolver on the LAN gets it."""
+    aiozc = AsyncZeroconf(interfaces=LOOPBACK)
+    try:
+        info = AsyncServiceInfo(SERVICE_TYPE, f"{instance}.{SERVICE_TYPE}")
+        found = await info.async_request(aiozc.zeroconf, 3000, question_type=DNSQuestionType.QM)
+        assert found, f"{instance} did not resolve"
+        return info.decoded_properties
+    finally:
+        await aiozc.async_close()
+
+
 async def test_txt_says_how_the_session_is_protected_and_never_the_pin() -> None:
     store = AppStore()
-    browser = SessionBrowser(store, LOOPBACK)
+    browser = SessionBrowser(store_listener(store), LOOPBACK)
     await browser.start()
     advertiser = SessionAdvertiser(LOOPBACK)
     fingerprint = "0123456789abcdef" * 4
@@ -565,8 +532,7 @@ async def test_txt_says_how_the_session_is_protected_and_never_the_pin() -> None
         await wait_for(store, lambda s: key in s, 3.0, "protected session seen")
         seen = store.get().discovery.sessions[key]
         assert (seen.encrypted, seen.fingerprint, seen.pin_required) == (True, fingerprint, True)
-        assert advertiser._info is not None
-        txt = advertiser._info.decoded_properties
+        txt = await txt_on_the_wire(key)
         assert txt["pin"] == "1"
         assert txt["fp"] == fingerprint
         assert "4821" not in json.dumps(txt)  # no PIN value in any field
@@ -580,7 +546,7 @@ async def test_txt_says_how_the_session_is_protected_and_never_the_pin() -> None
 
 async def test_hosting_with_a_pin_advertises_the_flag_not_the_pin(tmp_path: Path) -> None:
     store = AppStore()
-    browser = SessionBrowser(store, LOOPBACK)
+    browser = SessionBrowser(store_listener(store), LOOPBACK)
     await browser.start()
     host = HostService(
         HostConfig(

@@ -292,7 +292,7 @@ async def test_host_killed_guests_reconnect_then_fail_then_retry_a_new_host(
 
     await host_process(port)
     for guest in guests:
-        guest.store.retry()
+        guest.retry()
     for guest in guests:
         state = await until(
             guest.store,

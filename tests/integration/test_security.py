@@ -269,7 +269,7 @@ async def test_right_pin_joins_and_a_changed_pin_keeps_members(tls_host: Any, gu
 
     member: GuestService = guests(f"127.0.0.1:{host.port}", trust_new=True, pin=pin)
     await _connected(member)
-    host.store.change_pin("9999")
+    host.set_pin("9999")
     late: GuestService = guests(
         f"127.0.0.1:{host.port}", trust_new=True, pin=pin, device_id="dev-late"
     )
@@ -301,11 +301,11 @@ async def test_kicked_device_and_address_stay_out_until_the_ban_is_lifted(
     reply, code = await _raw_join(host.port, "dev-other")  # same address, another device
     assert isinstance(reply, Error)
     assert (reply.code, code) == (ErrorCode.UNAUTHORIZED, 4001)
-    host.store.lift_ban("127.0.0.1")
+    host.lift_ban("127.0.0.1")
     reply, code = await _raw_join(host.port, "dev-v")  # the device itself is still banned
     assert isinstance(reply, Error)
     assert reply.code is ErrorCode.UNAUTHORIZED
-    host.store.lift_ban("dev-v")
+    host.lift_ban("dev-v")
     reply, _ = await _raw_join(host.port, "dev-v")
     assert isinstance(reply, Welcome)
     hosting = host.store.get().hosting

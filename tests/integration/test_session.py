@@ -137,7 +137,7 @@ async def test_kick_sends_kicked_closes_4000_bans_and_tells_the_others(
     host = await make_host()
     watcher = await RawGuest.joined(host.port, "dev-w")
     victim = await RawGuest.joined(host.port, "dev-v")
-    host.store.kick("dev-v")
+    host.kick("dev-v")
     kicked = await victim.recv_type(Kicked)
     assert kicked.reason
     assert await victim.closed() == 4000
@@ -177,7 +177,7 @@ async def test_host_stop_sends_session_closed_and_closes_1001(
     services = [make_guest(f"127.0.0.1:{host.port}") for _ in range(3)]
     for guest in services:
         await _connected(guest)
-    host.store.stop_hosting()
+    host.stop()
     closed = await raw.recv_type(SessionClosed)
     assert closed.reason
     assert await raw.closed() == 1001
@@ -454,7 +454,7 @@ async def test_host_gone_then_back_failed_then_retry_succeeds(
         assert state.guest is not None
         assert state.guest.ended_code == "failed"
         proxy.refusing = False
-        guest.store.retry()
+        guest.retry()
         state = await _connected(guest)
         assert state.guest is not None
         assert state.guest.ended is None

@@ -156,7 +156,7 @@ class Soak:
                 self.leave(slot)
                 self.counts["refused"] += 1
             elif state is not None and state.connection is ConnectionState.FAILED:
-                guest.store.retry()
+                guest.retry()
                 self.counts["retry"] += 1
 
     def cut(self) -> None:

@@ -19,10 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from loudsync_tui.net.discovery import Security, SessionAdvertiser, SessionBrowser
-from loudsync_tui.net.reachability import ProbeOptions
+from loudsync_tui.net.discovery import (
+    ProbeOptions,
+    Security,
+    SessionAdvertiser,
+    SessionBrowser,
+)
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.store import AppState, AppStore, DiscoveredSession
+from loudsync_tui.tui.services import store_listener
 from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +118,7 @@ async def test_a_host_killed_without_goodbye_is_marked_unreachable_within_10_s(
     session_id = f"doomed-{uuid.uuid4().hex[:8]}"
     host, port = await start_host(spawn, session_id)
     store = AppStore()
-    browser = SessionBrowser(store, LOOPBACK, FAST)
+    browser = SessionBrowser(store_listener(store), LOOPBACK, FAST)
     await browser.start()
     try:
         state = await until(store, lambda s: reachable(s, session_id) is True, 10)

@@ -1,4 +1,5 @@
-"""Stand-ins for the network services: they drive the store exactly as the real ones do."""
+"""Stand-ins for the network services: the host is a real host core without sockets
+(`SimulatedHost`); the guest drives the store as the guest service does."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 from loudsync_tui.config import GuestConfig, HostConfig
-from loudsync_tui.store import AppStore, ConnectionState, HostingState, Member
+from loudsync_tui.store import AppStore, ConnectionState, Member
 from loudsync_tui.tui.services import Services
+from loudsync_tui.tui.simulated_host import CLOSED_REASON, SimulatedHost
 
 T0 = 1_764_086_400_000
 """A fixed wall-clock time (ms) so screens and snapshots are reproducible."""
@@ -15,6 +17,7 @@ FP = "ab12" * 16
 """The fake host's certificate fingerprint (when its config asks for TLS)."""
 GENERATED_PIN = "975310"
 BANNED_ADDRESS = "192.168.1.99"
+"""Where a guest joins from when a test kicks and bans its address."""
 
 
 def member(
@@ -33,61 +36,52 @@ def member(
     )
 
 
-@dataclass
-class FakeHost:
-    config: HostConfig
-    store: AppStore
-    kicked: list[str] = field(default_factory=list)
-    address_bans: list[str] = field(default_factory=list)
-    lifted: list[str] = field(default_factory=list)
-    stopped: bool = False
-    fail: str | None = None
+class FakeHost(SimulatedHost):
+    """A real host core on the fake clock (see `SimulatedHost`) that also remembers what
+    the app asked of it."""
+
+    def __init__(self, config: HostConfig, store: AppStore, fail: str | None = None) -> None:
+        super().__init__(
+            config, store, fingerprint=FP, wall_start_ms=T0, generated_pin=GENERATED_PIN
+        )
+        self.fail = fail
+        self.kicked: list[str] = []
+        self.address_bans: list[str] = []
+        self.lifted: list[str] = []
+        self.stopped = False
 
     async def start(self) -> None:
         if self.fail:
             raise OSError(self.fail)
-        me = Member(self.config.host_id, self.config.host_name, True, "connected", T0)
-        hosting = HostingState(
-            session_id="k3v9q2",
-            session_name=self.config.session_name,
-            host_id=self.config.host_id,
-            host_name=self.config.host_name,
-            address="192.168.1.20:8080",
-            port=8080,
-            max_members=self.config.max_members,
-            members={me.id: me},
-            fingerprint=FP if self.config.tls else None,
-            pin=GENERATED_PIN if self.config.pin == "" else self.config.pin,
-        )
-        self.store.hosting_started(hosting, control=self)
+        await super().start()
+
+    def join_member(
+        self, n: int, *, latency: float | None = 3.2, address: str | None = None
+    ) -> str:
+        """Guest `n` joins as `member(n)` shows it: from 192.168.1.(30+n) unless `address`
+        ("" for none) says otherwise; returns its id."""
+        shown = member(n, latency=latency, address=address)
+        ip = shown.address if address is None else address
+        self.join(shown.id, shown.name, address=f"{ip}:{51000 + n}" if ip else "", latency=latency)
+        return shown.id
 
     def kick(self, member_id: str, *, ban_address: bool = False) -> None:
         self.kicked.append(member_id)
-        self.store.host_member_left(member_id)
-        hosting = self.store.get().hosting
-        assert hosting is not None
-        addresses = hosting.banned_addresses
         if ban_address:
             self.address_bans.append(member_id)
-            addresses |= {BANNED_ADDRESS}
-        self.store.host_bans_set(hosting.banned | {member_id}, addresses)
+        super().kick(member_id, ban_address=ban_address)
 
     def lift_ban(self, key: str) -> None:
         self.lifted.append(key)
-        hosting = self.store.get().hosting
-        assert hosting is not None
-        self.store.host_bans_set(hosting.banned - {key}, hosting.banned_addresses - {key})
-
-    def set_pin(self, pin: str | None) -> None:
-        self.store.host_pin_set(GENERATED_PIN if pin == "" else pin)
+        super().lift_ban(key)
 
     def stop(self) -> None:
         self.stopped = True
-        asyncio.get_running_loop().call_soon(self.store.hosting_stopped)
+        super().stop()
 
-    async def aclose(self, reason: str = "") -> None:
+    async def aclose(self, reason: str = CLOSED_REASON) -> None:
         self.stopped = True
-        self.store.hosting_stopped()
+        await super().aclose(reason)
 
 
 @dataclass
@@ -100,7 +94,7 @@ class FakeGuest:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
-        self.store.guest_joining(self.config.address, control=self)
+        self.store.guest_joining(self.config.address)
 
     def leave(self) -> None:
         self.left = True

@@ -14,9 +14,8 @@ from pathlib import Path
 from textual.widgets import Static
 
 from loudsync_tui.config import HostConfig
-from loudsync_tui.net.discovery import Security, SessionAdvertiser
+from loudsync_tui.net.discovery import ProbeOptions, Security, SessionAdvertiser
 from loudsync_tui.net.host_service import HostService
-from loudsync_tui.net.reachability import ProbeOptions
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, ConnectionState

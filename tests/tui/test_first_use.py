@@ -24,7 +24,7 @@ from loudsync_tui.tui.screens.host import HostScreen
 from loudsync_tui.tui.services import HostRunner
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
-from tests.tui.fakes import FakeServices, member
+from tests.tui.fakes import FakeServices
 from tests.tui.helpers import wait_for
 from tests.tui.test_host_screen import start_hosting
 from tests.tui.test_live import guest_app, guest_config, host_app
@@ -60,7 +60,7 @@ async def test_q_in_every_host_dialog_asks_to_quit(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         table = await start_hosting(app, pilot)
-        store.host_member_joined(member(1))
+        fakes.hosts[0].join_member(1)
         await wait_for(pilot, lambda: table.row_count == 2)
         await pilot.press("down")
         for key, dialog in (
@@ -223,11 +223,11 @@ async def test_a_long_session_name_leaves_the_join_column_on_screen(
 
 
 async def test_kick_dialog_names_the_address_it_would_ban(
-    app: LoudsyncApp, store: AppStore
+    app: LoudsyncApp, fakes: FakeServices
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         table = await start_hosting(app, pilot)
-        store.host_member_joined(member(1, address="192.168.1.33"))
+        fakes.hosts[0].join_member(1, address="192.168.1.33")
         await wait_for(pilot, lambda: table.row_count == 2)
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
@@ -242,7 +242,7 @@ async def test_kick_dialog_warns_when_others_share_the_address(
     async with app.run_test(size=(80, 24)) as pilot:
         table = await start_hosting(app, pilot)
         for n in (1, 2, 3):
-            store.host_member_joined(member(n, address="127.0.0.1"))
+            fakes.hosts[0].join_member(n, address="127.0.0.1")
         await wait_for(pilot, lambda: table.row_count == 4)
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
@@ -259,7 +259,7 @@ async def test_kick_dialog_without_a_known_address_offers_no_address_ban(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         table = await start_hosting(app, pilot)
-        store.host_member_joined(replace(member(1), address=""))
+        fakes.hosts[0].join_member(1, address="")
         await wait_for(pilot, lambda: table.row_count == 2)
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))

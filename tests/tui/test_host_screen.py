@@ -57,7 +57,7 @@ async def test_kick_asks_first_and_reaches_the_service(
 ) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         table = await start_hosting(app, pilot)
-        store.host_member_joined(member(1))
+        fakes.hosts[0].join_member(1)
         await wait_for(pilot, lambda: table.row_count == 2)
         await pilot.press("k")  # own row: refused, no dialog
         await pilot.pause()
@@ -143,3 +143,38 @@ async def test_a_burst_of_member_updates_is_one_redraw(app: LoudsyncApp, store: 
         assert store.notifications - before <= 4
         await pilot.press("down")
         assert table.cursor_row == 1
+
+
+async def test_app_commands_reach_the_running_service(
+    app: LoudsyncApp, store: AppStore, fakes: FakeServices
+) -> None:
+    """Screens ask the app; the app asks the service it holds (none: nothing happens)."""
+    app.kick("nobody")  # no host running: nothing happens, nothing breaks
+    app.lift_ban("nobody")
+    app.change_pin("4321")
+    app.stop_hosting()
+    app.retry()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_hosting(app, pilot)
+        host = fakes.hosts[0]
+        for n in (1, 2):
+            host.join_member(n)
+        app.kick("dev-0001")
+        app.kick("dev-0002", ban_address=True)
+        app.lift_ban("192.168.1.32")
+        app.change_pin("4321")
+        assert host.kicked == ["dev-0001", "dev-0002"]
+        assert host.address_bans == ["dev-0002"]
+        assert host.lifted == ["192.168.1.32"]
+        hosting = store.get().hosting
+        assert hosting is not None
+        assert list(hosting.members) == ["dev-grace"]
+        assert hosting.banned == {"dev-0001", "dev-0002"}
+        assert hosting.banned_addresses == frozenset()
+        assert hosting.pin == host.core.pin == "4321"
+        app.stop_hosting()
+        await wait_for(pilot, lambda: app.host_service is None)
+        assert host.stopped
+        assert store.get().hosting is None
+        app.kick("dev-0003")
+        assert host.kicked == ["dev-0001", "dev-0002"]

@@ -20,7 +20,7 @@ from loudsync_tui.tui.screens.host import HostScreen
 from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
-from tests.tui.fakes import BANNED_ADDRESS, FP, GENERATED_PIN, FakeServices, member
+from tests.tui.fakes import BANNED_ADDRESS, FP, GENERATED_PIN, FakeServices
 from tests.tui.helpers import wait_for
 
 OTHER_FP = "cd34" * 16
@@ -140,7 +140,7 @@ async def test_kick_with_address_ban_then_b_lists_and_lifts(
     app = hosting_app(store, fakes, tls=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: store.get().hosting is not None)
-        store.host_member_joined(member(1))
+        fakes.hosts[0].join_member(1, address=BANNED_ADDRESS)
         table = app.screen.query_one(MemberTable)
         await wait_for(pilot, lambda: table.row_count == 2)
         await pilot.press("down", "k")

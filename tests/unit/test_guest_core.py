@@ -168,7 +168,9 @@ def test_welcome_connects_and_pings_at_once() -> None:
     w = welcome("tok-9")
     effects = g.feed(w)
     assert effects[:2] == [StateChanged(S.CONNECTED), Welcomed(w, resumed=False)]
-    assert sent(effects) == [Ping(timestamp=g.now_ms(), latency=None)]
+    assert sent(effects) == [
+        Ping(timestamp=g.now_ms(), latency=None, sent_us=g.clock.monotonic_us())
+    ]
     assert g.core.state is S.CONNECTED
     assert g.core.resume_token == "tok-9"
     assert g.core.attempt == 0
@@ -211,19 +213,40 @@ def test_bad_or_misdirected_frames_are_only_logged(frame: str) -> None:
 # Heartbeat and latency ----------------------------------------------------------
 
 
+def through_burst(g: Guest, until: float) -> list[Message]:
+    """Tick at every deadline up to `until` (monotonic s); what was sent meanwhile."""
+    out: list[Message] = []
+    while (deadline := g.core.next_deadline()) is not None and deadline <= until:
+        g.clock.now = max(g.clock.now, deadline)
+        out += sent(g.core.tick())
+    return out
+
+
+def test_a_burst_of_clock_probes_follows_the_welcome_then_heartbeats_keep_time() -> None:
+    g = Guest()
+    g.connected(interval=2000)
+    t0 = g.clock.now
+    assert g.core.next_deadline() == pytest.approx(t0 + 1 / 30)  # the clock burst
+    burst = through_burst(g, t0 + 1.0)
+    assert 25 <= len(burst) <= 30
+    assert all(isinstance(m, Ping) and m.sent_us is not None for m in burst)
+    assert g.core.next_deadline() == pytest.approx(t0 + 2.0)  # then the heartbeat's pace
+
+
 def test_heartbeat_and_ping_follow_the_welcome_interval() -> None:
     g = Guest()
     g.connected(interval=2000)
     t0 = g.clock.now
-    assert g.core.next_deadline() == t0 + 2.0
-    assert g.advance(1.75) == []
+    through_burst(g, t0 + 1.5)
+    assert g.core.next_deadline() == pytest.approx(t0 + 2.0)
     g.clock.now = t0
     for i in range(1, 6):
         g.feed(Pong(timestamp=T, ping_timestamp=1, received_at=T))  # keep the host alive
         g.clock.now = t0 + 2.0 * i
         effects = g.core.tick()
-        wall = g.now_ms()
-        assert sent(effects) == [Heartbeat(timestamp=wall), Ping(timestamp=wall, latency=None)]
+        wall, us = g.now_ms(), g.clock.monotonic_us()
+        ping = Ping(timestamp=wall, latency=None, sent_us=us)
+        assert sent(effects) == [Heartbeat(timestamp=wall), ping]
         assert g.core.next_deadline() == pytest.approx(g.clock.now + 2.0)
 
 
@@ -590,7 +613,11 @@ def test_next_deadline_in_each_state() -> None:
     g.core.opened()
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 10.0)
     g.feed(welcome(interval=5000, timeout=7000))
-    assert g.core.next_deadline() == pytest.approx(g.clock.now + 5.0)  # heartbeat
+    assert g.core.next_deadline() == pytest.approx(g.clock.now + 1 / 30)  # the clock burst
+    t0 = g.clock.now
+    through_burst(g, t0 + 1.5)
+    assert g.core.next_deadline() == pytest.approx(t0 + 5.0)  # heartbeat
+    g.clock.now = t0
     g.advance(5)
     g.clock.advance(1)
     # 6 s since the host spoke: its 7 s silence deadline beats the next heartbeat at 10 s.

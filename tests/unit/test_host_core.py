@@ -1076,3 +1076,36 @@ def test_a_join_without_the_token_is_refused_while_the_place_is_live() -> None:
     h.join(1, "dev-a")
     refused = h.join(2, "dev-a")
     assert [m.code for m in to(refused, 2) if isinstance(m, Error)] == [ErrorCode.ALREADY_JOINED]
+
+
+# The session clock -----------------------------------------------------------------
+
+
+def test_a_pong_carries_the_session_clock_stamps_when_the_ping_asks() -> None:
+    h = Host()
+    h.join(1, "dev-a")
+    h.clock.advance(2.5)  # the session started 2.5 s ago
+    effects = h.core.received(
+        1, encode(Ping(timestamp=T, sent_us=777)), at_us=h.clock.monotonic_us() - 40
+    )
+    (pong,) = [m for m in to(effects, 1) if isinstance(m, Pong)]
+    assert pong.ping_sent_us == 777
+    assert pong.received_us == 2_500_000 - 40  # read 40 µs before the core saw it
+    assert pong.sent_us == 2_500_000
+    plain = h.send(1, Ping(timestamp=T + 1))  # a peer that keeps no session clock
+    (old,) = [m for m in to(plain, 1) if isinstance(m, Pong)]
+    assert (old.ping_sent_us, old.received_us, old.sent_us) == (None, None, None)
+
+
+def test_a_reported_clock_uncertainty_reaches_the_host_table_but_no_guest() -> None:
+    h = Host()
+    h.join(1, "dev-a")
+    h.join(2, "dev-b")
+    effects = h.send(1, Ping(timestamp=T, sent_us=1, clock_uncertainty_us=42.0))
+    (changed,) = of(effects, MemberChanged)
+    assert changed.clock_uncertainty_us == 42.0
+    assert to(effects, 2) == []  # not broadcast: it is the host's business
+    assert (
+        of(h.send(1, Ping(timestamp=T + 1, sent_us=2, clock_uncertainty_us=44.0)), MemberChanged)
+        == []
+    )

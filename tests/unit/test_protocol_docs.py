@@ -8,7 +8,14 @@ from pathlib import Path
 
 import msgspec
 
-from loudsync_tui.protocol import MESSAGE_TYPES, MemberInfo, SessionInfo, decode, type_name
+from loudsync_tui.protocol import (
+    MESSAGE_TYPES,
+    MemberInfo,
+    SessionAnswer,
+    SessionInfo,
+    decode,
+    type_name,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -29,6 +36,9 @@ def test_every_example_decodes_and_every_type_is_shown() -> None:
             seen.add(raw["type"])
         elif "isHost" in raw:
             msgspec.json.decode(text, type=MemberInfo)
+        elif "pinRequired" in raw:  # the GET /session answer, key for key as documented
+            answer = msgspec.json.decode(text, type=SessionAnswer)
+            assert json.loads(msgspec.json.encode(answer)) == raw
         else:
             msgspec.json.decode(text, type=SessionInfo)
     assert seen == {type_name(t) for t in MESSAGE_TYPES}

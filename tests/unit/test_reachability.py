@@ -1,5 +1,9 @@
 """Checking that listed hosts still answer: the TCP probe on loopback, the monitor's rules
-(one probe per session, only advertised addresses, flips both ways) and the store."""
+(one probe per session, only advertised addresses, flips both ways) and the store.
+
+The monitor hears what the browser reports (`seen`, `lost`, `watch`); here each report
+reaches the store as well, as the app's listener makes it, and the monitor's results go
+back through that listener, so the tests read them from the store."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from loudsync_tui.net.reachability import ProbeOptions, ReachabilityMonitor, answers
+from loudsync_tui.net.discovery import ProbeOptions, ReachabilityMonitor, answers
 from loudsync_tui.store import AppStore, DiscoveredSession
 from loudsync_tui.tui.format import session_cells
+from loudsync_tui.tui.services import store_listener
 from tests.support.waiting import eventually, until, within
 
 FAST = ProbeOptions(interval=0.05, timeout=0.2)
@@ -137,6 +142,23 @@ class FakeProbe:
             self.running[port] -= 1
 
 
+def seen(store: AppStore, monitor: ReachabilityMonitor, found: DiscoveredSession) -> None:
+    """What the browser does when a record resolves: tell the app, and the monitor."""
+    store.session_seen(found)
+    monitor.seen(found)
+
+
+def lost(store: AppStore, monitor: ReachabilityMonitor, key: str) -> None:
+    store.session_lost(key)
+    monitor.lost(key)
+
+
+def watch(store: AppStore, monitor: ReachabilityMonitor, watched: bool) -> None:
+    """Browse covered or shown: the store flag, and the browser told (as the app wires it)."""
+    store.browse_watched(watched)
+    monitor.watch(watched)
+
+
 def reachable(store: AppStore, key: str) -> bool | None:
     found = store.get().discovery.sessions.get(key)
     return None if found is None else found.reachable
@@ -144,10 +166,12 @@ def reachable(store: AppStore, key: str) -> bool | None:
 
 async def test_a_new_session_is_checked_at_once_and_then_every_interval() -> None:
     store, probe = AppStore(), FakeProbe()
-    monitor = ReachabilityMonitor(store, ProbeOptions(interval=60, timeout=0.2), probe)
+    monitor = ReachabilityMonitor(
+        store_listener(store).reachable, ProbeOptions(interval=60, timeout=0.2), probe
+    )
     monitor.start()
     try:
-        store.session_seen(session("s1", 9001, ("127.0.0.1", "::1")))
+        seen(store, monitor, session("s1", 9001, ("127.0.0.1", "::1")))
         await until(store, lambda s: s.discovery.sessions["s1"].reachable is True)
         # Only the addresses and port the record advertised, with the option's timeout.
         assert probe.calls == [(("127.0.0.1", "::1"), 9001, 0.2)]
@@ -157,8 +181,8 @@ async def test_a_new_session_is_checked_at_once_and_then_every_interval() -> Non
 
 async def test_a_host_that_stops_answering_is_marked_and_the_mark_goes_when_it_answers() -> None:
     store, probe = AppStore(), FakeProbe()
-    monitor = ReachabilityMonitor(store, FAST, probe)
-    store.session_seen(session())
+    monitor = ReachabilityMonitor(store_listener(store).reachable, FAST, probe)
+    seen(store, monitor, session())
     monitor.start()
     try:
         await until(store, lambda s: reachable(store, "s1") is True)
@@ -174,14 +198,16 @@ async def test_a_host_that_stops_answering_is_marked_and_the_mark_goes_when_it_a
 async def test_at_most_one_probe_in_flight_per_session() -> None:
     store, probe = AppStore(), FakeProbe()
     probe.gate.clear()  # every probe hangs, as toward a host that lost power
-    monitor = ReachabilityMonitor(store, ProbeOptions(interval=0.01, timeout=5), probe)
-    store.session_seen(session("a", 9001))
-    store.session_seen(session("b", 9002))
+    monitor = ReachabilityMonitor(
+        store_listener(store).reachable, ProbeOptions(interval=0.01, timeout=5), probe
+    )
+    seen(store, monitor, session("a", 9001))
+    seen(store, monitor, session("b", 9002))
     monitor.start()
     try:
         await eventually(lambda: monitor.in_flight == {"a", "b"})
         for n in range(3, 30):  # many ticks and store changes while they hang
-            store.session_seen(replace(session("a", 9001), members=n))
+            seen(store, monitor, replace(session("a", 9001), members=n))
             await asyncio.sleep(0.01)
         assert len(probe.calls) == 2
         assert probe.most_at_once == 1
@@ -196,13 +222,15 @@ async def test_at_most_one_probe_in_flight_per_session() -> None:
 async def test_a_result_for_an_old_address_is_dropped() -> None:
     store, probe = AppStore(), FakeProbe()
     probe.gate.clear()
-    monitor = ReachabilityMonitor(store, ProbeOptions(interval=60, timeout=5), probe)
+    monitor = ReachabilityMonitor(
+        store_listener(store).reachable, ProbeOptions(interval=60, timeout=5), probe
+    )
     monitor.start()
     try:
-        store.session_seen(session("s1", 9001))
+        seen(store, monitor, session("s1", 9001))
         await eventually(lambda: len(probe.calls) == 1)
-        store.session_lost("s1")
-        store.session_seen(session("s1", 9002))  # moved while the probe hung
+        lost(store, monitor, "s1")
+        seen(store, monitor, session("s1", 9002))  # moved while the probe hung
         probe.answer = False
         probe.gate.set()
         await eventually(lambda: not monitor.in_flight)
@@ -215,8 +243,8 @@ async def test_a_result_for_an_old_address_is_dropped() -> None:
 async def test_stop_cancels_the_probes_in_flight() -> None:
     store, probe = AppStore(), FakeProbe()
     probe.gate.clear()
-    monitor = ReachabilityMonitor(store, FAST, probe)
-    store.session_seen(session())
+    monitor = ReachabilityMonitor(store_listener(store).reachable, FAST, probe)
+    seen(store, monitor, session())
     monitor.start()
     await eventually(lambda: monitor.in_flight == {"s1"})
     await within(monitor.stop(), 1.0)
@@ -228,20 +256,22 @@ async def test_stop_cancels_the_probes_in_flight() -> None:
 async def test_checks_pause_while_the_list_is_off_screen_and_resume_at_once() -> None:
     store, probe = AppStore(), FakeProbe()
     probe.gate.clear()
-    monitor = ReachabilityMonitor(store, ProbeOptions(interval=60, timeout=5), probe)
-    store.session_seen(session())
+    monitor = ReachabilityMonitor(
+        store_listener(store).reachable, ProbeOptions(interval=60, timeout=5), probe
+    )
+    seen(store, monitor, session())
     monitor.start()
     try:
         await eventually(lambda: monitor.in_flight == {"s1"})
-        store.browse_watched(False)  # another screen covers Browse
+        watch(store, monitor, False)  # another screen covers Browse
         await eventually(lambda: not monitor.checking and not monitor.in_flight)
-        store.session_seen(session("s2", 9002))
+        seen(store, monitor, session("s2", 9002))
         await asyncio.sleep(0)  # let the store notify (nothing must start)
         store.flush()
         assert not monitor.in_flight
         assert len(probe.calls) == 1
         probe.gate.set()
-        store.browse_watched(True)  # back on screen: everything is checked now, not later
+        watch(store, monitor, True)  # back on screen: everything is checked now, not later
         await until(
             store, lambda s: reachable(store, "s1") is True and reachable(store, "s2") is True
         )
@@ -253,9 +283,9 @@ async def test_the_monitor_with_the_real_probe_on_loopback(
     listening: int, closed_port: int
 ) -> None:
     store = AppStore()
-    monitor = ReachabilityMonitor(store, FAST)
-    store.session_seen(session("up", listening))
-    store.session_seen(session("down", closed_port))
+    monitor = ReachabilityMonitor(store_listener(store).reachable, FAST)
+    seen(store, monitor, session("up", listening))
+    seen(store, monitor, session("down", closed_port))
     monitor.start()
     try:
         await until(
@@ -263,6 +293,49 @@ async def test_the_monitor_with_the_real_probe_on_loopback(
         )
     finally:
         await monitor.stop()
+
+
+async def test_a_rival_row_is_checked_at_its_own_address() -> None:
+    """Another machine announcing under a listed name gets a row of its own in the store;
+    the monitor keeps the list the same way, so each row is checked where it points."""
+    store, probe = AppStore(), FakeProbe()
+    monitor = ReachabilityMonitor(
+        store_listener(store).reachable, ProbeOptions(interval=60, timeout=0.2), probe
+    )
+    monitor.start()
+    try:
+        seen(store, monitor, session("s1", 9001))
+        await until(store, lambda s: reachable(store, "s1") is True)
+        probe.answer = False
+        seen(store, monitor, session("s1", 9002, ("127.0.0.2",)))
+        rival = "s1 @ 127.0.0.2:9002"
+        await until(store, lambda s: reachable(store, rival) is False)
+        assert reachable(store, "s1") is True
+        assert [(a, port) for a, port, _ in probe.calls] == [
+            (("127.0.0.1",), 9001),
+            (("127.0.0.2",), 9002),
+        ]
+    finally:
+        await monitor.stop()
+
+
+def test_the_app_listener_turns_each_report_into_a_store_action() -> None:
+    store = AppStore()
+    listener = store_listener(store)
+    listener.failed("no multicast")
+    assert store.get().discovery.error == "no multicast"
+    listener.started()
+    assert (store.get().discovery.browsing, store.get().discovery.error) == (True, None)
+    listener.seen(session("a"))
+    listener.seen(session("b", 9002))
+    listener.reachable("a", False)
+    assert reachable(store, "a") is False
+    listener.lost("a")
+    assert list(store.get().discovery.sessions) == ["b"]
+    listener.cleared()
+    assert not store.get().discovery.sessions
+    listener.stopped()
+    assert not store.get().discovery.browsing
 
 
 # The store and the row -----------------------------------------------------------------

@@ -4,6 +4,7 @@ be lifted, so a mistaken kick is not final for the rest of the session."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,6 +16,9 @@ from textual.widgets import Footer, Static
 from loudsync_tui.store import AppState, AppStore, Unsubscribe
 from loudsync_tui.text import printable
 from loudsync_tui.tui.widgets.keyed_table import Cell, KeyedTable
+
+if TYPE_CHECKING:
+    from loudsync_tui.tui.app import LoudsyncApp
 
 Bans = tuple[frozenset[str], frozenset[str], Mapping[str, str]]
 
@@ -86,7 +90,7 @@ class BansDialog(ModalScreen[None]):
             self.notify("Nobody is banned.")
             return
         who = printable(_bans(self.store.get())[2].get(key, key))  # a guest's name: never markup
-        self.store.lift_ban(key)
+        cast("LoudsyncApp", self.app).lift_ban(key)
         self.notify(f"Ban on {who} lifted: they can join again.", markup=False)
 
     def action_close(self) -> None:

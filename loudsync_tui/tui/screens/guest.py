@@ -95,4 +95,4 @@ class GuestScreen(StoreScreen):
         self.loudsync.leave()
 
     def action_retry(self) -> None:
-        self.store.retry()
+        self.loudsync.retry()

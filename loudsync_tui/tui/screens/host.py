@@ -95,7 +95,7 @@ class HostScreen(StoreScreen):
 
         def answered(choice: KickChoice | None) -> None:
             if choice is not None:
-                self.store.kick(member.id, ban_address=choice == "ban-address")
+                self.loudsync.kick(member.id, ban_address=choice == "ban-address")
 
         sharing = sum(
             1 for m in hosting.members.values() if member.address and m.address == member.address
@@ -119,7 +119,7 @@ class HostScreen(StoreScreen):
         def answered(choice: PinChoice | None) -> None:
             if choice is None:
                 return
-            self.store.change_pin(choice.pin)
+            self.loudsync.change_pin(choice.pin)
             if choice.pin is None:
                 self.notify("No PIN: anyone on the network can join.", severity="warning")
             else:

@@ -15,10 +15,10 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from loudsync_tui.store import AppStore, DiscoveredSession, Unsubscribe
+from loudsync_tui.store import DiscoveredSession, listed, unlisted
 
 PROBE_INTERVAL: Final = 3.0
 """Seconds between two checks of one session; with the timeout, a dead host is marked
@@ -90,23 +90,30 @@ async def answers(addresses: Sequence[str], port: int, within: float) -> bool:
 
 
 class ReachabilityMonitor:
-    """Keeps `reachable` of every session in the store current while it runs.
+    """Keeps track of whether every listed session still answers while it runs.
 
-    A session is checked as soon as it is listed (or its address changes), then every
-    `options.interval` seconds; the result goes in through `session_reachable`. Checks
-    pause while the list is off screen (`discovery.watched`) and resume, at once, with it.
+    It is fed what the browser reports (`seen`, `lost`, `cleared`) and keeps the list as
+    the store does (`listed`), rival rows included. A session is checked as soon as it is
+    listed (or its address changes), then every `options.interval` seconds; each result
+    goes out through `report(key, reachable)`. Checks pause while the list is off screen
+    (`watch(False)`) and resume, at once, with it.
     """
 
     def __init__(
-        self, store: AppStore, options: ProbeOptions = DEFAULT_PROBE, probe: Probe = answers
+        self,
+        report: Callable[[str, bool], None],
+        options: ProbeOptions = DEFAULT_PROBE,
+        probe: Probe = answers,
     ) -> None:
-        self._store = store
+        self._report = report
         self._options = options
         self._probe = probe
+        self._sessions: Mapping[str, DiscoveredSession] = {}
+        self._watched = True
+        self._running = False
         self._in_flight: dict[str, asyncio.Task[bool]] = {}
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._ticker: asyncio.Task[None] | None = None
-        self._unsubscribes: list[Unsubscribe] = []
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -118,26 +125,39 @@ class ReachabilityMonitor:
         return self._ticker is not None
 
     def start(self) -> None:
-        if self._unsubscribes:
+        if self._running:
             return
-        store = self._store
-        self._unsubscribes = [
-            store.subscribe(self._on_sessions, lambda s: s.discovery.sessions),
-            store.subscribe(self._on_watched, lambda s: s.discovery.watched),
-        ]
-        self._on_watched(store.get().discovery.watched, False)
+        self._running = True
+        self.watch(self._watched)
 
     async def stop(self) -> None:
-        for unsubscribe in self._unsubscribes:
-            unsubscribe()
-        self._unsubscribes.clear()
+        self._running = False
         await asyncio.gather(*self._pause(), return_exceptions=True)
 
-    def _on_watched(self, watched: bool, _old: bool) -> None:
-        if not watched:
+    def watch(self, watched: bool) -> None:
+        """The list came on screen (True) or went under another screen (False)."""
+        self._watched = watched
+        if not watched or not self._running:
             self._pause()
         elif self._ticker is None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def seen(self, session: DiscoveredSession) -> None:
+        self._changed(listed(self._sessions, session))
+
+    def lost(self, key: str) -> None:
+        self._changed(unlisted(self._sessions, key))
+
+    def cleared(self) -> None:
+        self._sessions = {}
+
+    def _changed(self, sessions: Mapping[str, DiscoveredSession]) -> None:
+        if sessions is self._sessions:
+            return
+        self._sessions = sessions
+        for key, session in sessions.items():
+            if session.reachable is None:
+                self._check(key)
 
     def _pause(self) -> list[asyncio.Task[Any]]:
         """Cancel the ticker and every probe in flight; returns them to await."""
@@ -150,16 +170,9 @@ class ReachabilityMonitor:
             task.cancel()
         return tasks
 
-    def _on_sessions(
-        self, sessions: Mapping[str, DiscoveredSession], _old: Mapping[str, DiscoveredSession]
-    ) -> None:
-        for key, session in sessions.items():
-            if session.reachable is None:
-                self._check(key)
-
     async def _tick(self) -> None:
         while True:
-            for key in list(self._store.get().discovery.sessions):
+            for key in list(self._sessions):
                 self._check(key)
             await asyncio.sleep(self._options.interval)
 
@@ -179,7 +192,7 @@ class ReachabilityMonitor:
 
     async def _check_one(self, key: str) -> bool:
         """Probe one session and report; True if it moved meanwhile (ask again)."""
-        session = self._store.get().discovery.sessions.get(key)
+        session = self._sessions.get(key)
         if session is None:
             return False
         try:
@@ -188,12 +201,13 @@ class ReachabilityMonitor:
         except Exception:  # a probe must never take discovery down
             log.exception("checking %r failed", key)
             return False
-        now = self._store.get().discovery.sessions.get(key)
+        now = self._sessions.get(key)
         if now is None:
             return False
         if (now.addresses, now.port) != (session.addresses, session.port):
             return True
         if now.reachable is not ok:
             log.info("%r at port %d %s", key, now.port, "answers" if ok else "does not answer")
-        self._store.session_reachable(key, ok)
+            self._sessions = {**self._sessions, key: replace(now, reachable=ok)}
+        self._report(key, ok)
         return False

@@ -1,26 +1,32 @@
-"""Where a guest connects: `HOST[:PORT]` or a URL, and what the host says about itself.
+"""Looking a session up by address: `HOST[:PORT]` or a URL, and what the host says about itself.
 
-Before any WebSocket, the guest asks the host for its session info (HTTP GET /session
-on the same port, inside TLS when the host speaks it) and notes the certificate's
-fingerprint, so it can decide whether to trust the host before sending anything.
+Before any WebSocket, the guest asks the host for its session (HTTP GET /session on the
+same port, inside TLS when the host speaks it) and notes the certificate's fingerprint,
+so it can decide whether to trust the host before sending anything. The reply is a
+`SessionAnswer`, held to the protocol's rules for ids and names: an answer that breaks
+them (a control character in a name the trust question would show) is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
-import json
+import re
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 from urllib.parse import urlsplit
+
+import msgspec
 
 from loudsync_tui.config import DEFAULT_PORT
 from loudsync_tui.net.server import SESSION_INFO_PATH
+from loudsync_tui.protocol import SessionAnswer
 from loudsync_tui.security.certificate import client_context, peer_fingerprint
-from loudsync_tui.text import UNSAFE
 
 INFO_LIMIT = 64 * 1024
+
+_answer_decoder: Final = msgspec.json.Decoder(SessionAnswer)
 
 
 class AddressError(ValueError):
@@ -122,13 +128,13 @@ def _get_info(address: HostAddress, tls: bool, wait: float) -> HostAnswer:
             raise SessionLookupError(
                 f"{address.netloc} did not answer like a LOUDSYNC host (HTTP {response.status})"
             )
-        info: Any = json.loads(response.read(INFO_LIMIT))
+        answer = decode_answer(response.read(INFO_LIMIT), address)
         return HostAnswer(
-            session_id=_text(info, "id", address),
-            host_id=_text(info, "hostId", address),
-            session_name=_text(info, "name", address),
-            host_name=_text(info, "hostName", address),
-            pin_required=info.get("pinRequired") is True,
+            session_id=answer.id,
+            host_id=answer.host_id,
+            session_name=answer.name,
+            host_name=answer.host_name,
+            pin_required=answer.pin_required,
             tls=tls,
             fingerprint=fingerprint,
         )
@@ -142,10 +148,34 @@ def _get_info(address: HostAddress, tls: bool, wait: float) -> HostAnswer:
         conn.close()
 
 
-def _text(info: Any, key: str, address: HostAddress) -> str:
-    value = info.get(key) if isinstance(info, dict) else None
-    if not isinstance(value, str) or not value:
-        raise SessionLookupError(f"{address.netloc} answered without a {key!r}")
-    if UNSAFE.search(value):  # the host id is shown in the trust question
-        raise SessionLookupError(f"{address.netloc} answered a {key!r} with a control character")
-    return value
+def decode_answer(body: bytes, address: HostAddress) -> SessionAnswer:
+    """The reply as a `SessionAnswer`, or SessionLookupError saying what is wrong with it."""
+    try:
+        return _answer_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise SessionLookupError(_refusal(str(exc), address)) from None
+    except msgspec.DecodeError as exc:
+        raise SessionLookupError(f"no LOUDSYNC host at {address.netloc} ({exc})") from None
+    except RecursionError:
+        raise SessionLookupError(
+            f"no LOUDSYNC host at {address.netloc} (JSON nested too deeply)"
+        ) from None
+
+
+def _refusal(error: str, address: HostAddress) -> str:
+    """msgspec's "Expected `str` of length >= 1 - at `$.hostId`" as a person reads it."""
+    netloc = address.netloc
+    detail, _, path = error.partition(" - at ")
+    missing = re.search(r"missing required field `(\w+)`", detail)
+    if missing is not None:
+        return f"{netloc} answered without a {missing[1]!r}"
+    key = path.strip("`").removeprefix("$.")
+    if not key:  # not a JSON object at all
+        return f"{netloc} answered without a 'id'"
+    if "matching regex" in detail:  # PRINTABLE is the only pattern: say what it means
+        # The host id and names are shown in the trust question.
+        return f"{netloc} answered a {key!r} with a control character"
+    if detail.startswith("Expected `str`") and ("length >= 1" in detail or ", got" in detail):
+        return f"{netloc} answered without a {key!r}"
+    plain = detail.replace("`", "")
+    return f"{netloc} answered a {key!r} that is not allowed ({plain[:1].lower()}{plain[1:]})"

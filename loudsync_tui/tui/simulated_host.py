@@ -1,0 +1,164 @@
+"""A host without sockets: a real `HostSession` on a `ManualClock`, for the demo and the
+TUI tests.
+
+It puts the session in the store as `HostService` does and hands every effect of the
+core to `AppStore.host_effects`, so the rows, bans, PIN and log lines on the screens come
+out of the same rules as a real session's. Guests are played at the frame level: `join`
+opens a connection and sends a JOIN, `ping` a PING carrying a latency, `drop` loses the
+link. What the core sends back to them goes nowhere; a connection it closes is gone.
+Nothing ticks by itself: deadlines (heartbeats, held places) pass only on `tick`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import replace
+
+from loudsync_tui.config import HostConfig
+from loudsync_tui.core.clock import ManualClock
+from loudsync_tui.core.effects import Close, ConnId, HostEffect
+from loudsync_tui.core.host import HostSession
+from loudsync_tui.protocol import PROTOCOL_VERSION, DeviceInfo, Join, JoinProof, Ping, encode
+from loudsync_tui.security.device_key import new_nonce, sign_join
+from loudsync_tui.store import AppStore, HostingState, member_from_info
+
+CLOSED_REASON = "The host ended the session"
+
+
+class SimulatedHost:
+    """Runs like a host service (`start`, `kick`, `lift_ban`, `set_pin`, `stop`, `aclose`).
+
+    `config.pin == ""` and `set_pin("")` use `generated_pin`, so pictures stay the same;
+    the core also admits unproven guests, so simulated ones can have readable ids.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        store: AppStore,
+        *,
+        session_id: str = "k3v9q2",
+        address: str = "192.168.1.20:8080",
+        fingerprint: str | None = None,
+        wall_start_ms: int = 1_764_086_400_000,
+        generated_pin: str = "135790",
+    ) -> None:
+        if config.pin == "":
+            config = replace(config, pin=generated_pin)
+        self.config = replace(config, allow_unproven=True)
+        self.store = store
+        self.address = address
+        self.generated_pin = generated_pin
+        self.fingerprint = fingerprint if config.tls else None
+        self.clock = ManualClock(wall_start_ms=wall_start_ms)
+        self.core = HostSession(self.config, session_id, self.clock, fingerprint=self.fingerprint)
+        self._conns: dict[str, ConnId] = {}
+        """The open connection of each joined member, by member id."""
+        self._next_conn: ConnId = 1
+        self._closed = False
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store.hosting_started(
+            HostingState(
+                session_id=self.core.session_id,
+                session_name=cfg.session_name,
+                host_id=cfg.host_id,
+                host_name=cfg.host_name,
+                address=self.address,
+                port=int(self.address.rpartition(":")[2]),
+                max_members=cfg.max_members,
+                fingerprint=self.fingerprint,
+                pin=self.core.pin,
+            )
+        )
+        self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
+
+    # Simulated guests -----------------------------------------------------------
+
+    def join(
+        self,
+        member_id: str,
+        name: str,
+        *,
+        address: str = "192.168.1.30:51000",
+        device_type: str = "terminal",
+        latency: float | None = None,
+        key: bytes | None = None,
+    ) -> ConnId:
+        """A guest connects from `address` ("ip:port") and sends a JOIN (with the PIN, if
+        any); then, given a `latency`, a PING that reports it.
+
+        With a device `key` (raw private bytes) the JOIN proves it, as the app's guests do;
+        `member_id` must then be the key's id (`DeviceKey(key).device_id`). Without one the
+        guest is let in unproven, and its screen row says so.
+        """
+        conn = self._next_conn
+        self._next_conn += 1
+        nonce = new_nonce()
+        self._apply(self.core.connected(conn, address, challenge=nonce))
+        self._conns[member_id] = conn
+        proof = None
+        if key is not None:
+            signed = sign_join(key, nonce, self.core.session_id, self.fingerprint, member_id)
+            proof = JoinProof(public_key=signed.public_key, signature=signed.signature)
+        join = Join(
+            timestamp=self.clock.wall_ms(),
+            session_id=self.core.session_id,
+            protocol_version=PROTOCOL_VERSION,
+            device=DeviceInfo(member_id, name, device_type),
+            pin=self.core.pin,
+            proof=proof,
+        )
+        self._apply(self.core.received(conn, encode(join)))
+        if latency is not None:
+            self.ping(member_id, latency)
+        return conn
+
+    def ping(self, member_id: str, latency: float) -> None:
+        ping = Ping(timestamp=self.clock.wall_ms(), latency=latency)
+        self._apply(self.core.received(self._conns[member_id], encode(ping)))
+
+    def drop(self, member_id: str) -> None:
+        """The member's link goes without a word: the core holds its place."""
+        self._apply(self.core.disconnected(self._conns.pop(member_id)))
+
+    def tick(self, seconds: float = 0.0) -> None:
+        self.clock.advance(seconds)
+        self._apply(self.core.tick())
+
+    # Host commands --------------------------------------------------------------
+
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
+        self._apply(self.core.kick(member_id, ban_address=ban_address))
+
+    def lift_ban(self, key: str) -> None:
+        self._apply(self.core.lift_ban(key))
+
+    def set_pin(self, pin: str | None) -> None:
+        self._apply(self.core.set_pin(self.generated_pin if pin == "" else pin))
+
+    def stop(self) -> None:
+        """Close soon, as the real service does from a task."""
+        asyncio.get_running_loop().call_soon(self._close, CLOSED_REASON)
+
+    async def aclose(self, reason: str = CLOSED_REASON) -> None:
+        self._close(reason)
+
+    def _close(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._apply(self.core.stop(reason))
+        self.store.hosting_stopped(None)  # the core logged why
+
+    def _apply(self, effects: Iterable[HostEffect]) -> None:
+        """Effects to the store; a connection the core closes is then gone, as a socket's
+        would be (its member, if any, stays in `_conns` no more)."""
+        effects = list(effects)
+        self.store.host_effects(effects)
+        for effect in effects:
+            if isinstance(effect, Close):
+                self._conns = {k: c for k, c in self._conns.items() if c != effect.conn}
+                self._apply(self.core.disconnected(effect.conn))
