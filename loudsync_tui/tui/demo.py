@@ -33,12 +33,13 @@ FINGERPRINT = hashlib.sha256(b"LOUDSYNC demo host").hexdigest()
 IMPOSTOR = hashlib.sha256(b"LOUDSYNC impostor").hexdigest()
 PIN = "482913"
 
-_PEOPLE: list[tuple[str, str, float, ConnectionStatus]] = [
-    ("Ada", "terminal", 3.2, "connected"),
-    ("Linus", "terminal", 12.8, "connected"),
-    ("Hedy", "terminal", 41.0, "reconnecting"),
-    ("Alan", "terminal", 7.4, "connected"),
+_PEOPLE: list[tuple[str, str, float, ConnectionStatus, float]] = [
+    ("Ada", "terminal", 3.2, "connected", 38.0),
+    ("Linus", "terminal", 12.8, "connected", 1420.0),
+    ("Hedy", "terminal", 41.0, "reconnecting", 0.0),
+    ("Alan", "terminal", 7.4, "connected", 64.0),
 ]
+"""Name, device, latency ms, status, and how well each knows the session clock (µs)."""
 
 
 def demo_identity(name: str) -> tuple[str, bytes]:
@@ -103,7 +104,7 @@ class DemoHost(SimulatedHost):
         people join, each proving its device key."""
         self.join("dev-mallory", "Mallory", address="192.168.1.66:51704")
         self.kick("dev-mallory", ban_address=True)
-        for name, device, latency, status in _PEOPLE:
+        for name, device, latency, status, clock_us in _PEOPLE:
             member_id, key = demo_identity(name)
             self.clock.advance(97)  # no tick: nobody times out, Hedy's place is held
             address = f"192.168.1.{30 + len(name)}:51{len(name)}04"
@@ -112,6 +113,8 @@ class DemoHost(SimulatedHost):
             )
             if status == "reconnecting":
                 self.drop(member_id)
+            else:
+                self.ping(member_id, latency, clock_uncertainty_us=clock_us)
 
 
 @dataclass

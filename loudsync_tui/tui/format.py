@@ -58,9 +58,20 @@ def member_cells(member: Member, own_id: str | None) -> tuple[Text | str, ...]:
         member_name(member, own_id),
         status(member.status),
         latency(member.latency),
+        clock_accuracy(member.clock_uncertainty_us),
         clock(member.joined_at),
         device(member),
     )
+
+
+def clock_accuracy(uncertainty_us: float | None) -> Text:
+    """How well a member knows the session clock: `±0.04 ms`, red past 1 ms (too loose
+    for sample-aligned playback), `—` until it has said."""
+    if uncertainty_us is None:
+        return Text("—", justify="right")
+    ms = uncertainty_us / 1000
+    shown = f"±{ms:.2f}" if ms < 10 else f"±{ms:.0f}"
+    return Text(shown, style="red" if ms > 1 else "", justify="right")
 
 
 def device(member: Member) -> Text | str:

@@ -116,8 +116,15 @@ class SimulatedHost:
             self.ping(member_id, latency)
         return conn
 
-    def ping(self, member_id: str, latency: float) -> None:
-        ping = Ping(timestamp=self.clock.wall_ms(), latency=latency)
+    def ping(
+        self, member_id: str, latency: float, clock_uncertainty_us: float | None = None
+    ) -> None:
+        ping = Ping(
+            timestamp=self.clock.wall_ms(),
+            latency=latency,
+            sent_us=None if clock_uncertainty_us is None else 0,
+            clock_uncertainty_us=clock_uncertainty_us,
+        )
         self._apply(self.core.received(self._conns[member_id], encode(ping)))
 
     def drop(self, member_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -268,3 +269,47 @@ async def test_host_refuses_a_pin_without_tls(spawn: object) -> None:
         said = "".join(host.stderr_lines)
         assert "--pin needs TLS" in said
         assert "usage:" in said
+
+
+async def _json_line(proc: Proc, event: str, timeout: float = 10.0) -> dict[str, object]:
+    """The next stdout JSON object with this `event` (each line must be one object)."""
+    assert proc.proc.stdout is not None
+    async with asyncio.timeout(timeout):
+        while True:
+            raw = await proc.proc.stdout.readline()
+            assert raw, f"no {event!r} line before the end of output"
+            found = json.loads(raw)
+            assert isinstance(found, dict)
+            if found.get("event") == event:
+                return found
+
+
+async def test_json_modes_report_the_session_clock_and_guests_agree_with_the_host(
+    spawn: object,
+) -> None:
+    host: Proc = await spawn(*HOST_ARGS, "--json")  # type: ignore[operator]
+    ready = await _json_line(host, "ready")
+    assert ready["url"].startswith("ws://127.0.0.1:")  # type: ignore[union-attr]
+    truth = ready["sessionClockOffsetUs"]
+    assert isinstance(truth, int)
+    port = str(ready["url"]).rsplit(":", 1)[1]
+    guest: Proc = await spawn(  # type: ignore[operator]
+        "join", f"127.0.0.1:{port}", "--headless", "--json", "--session-id", str(ready["sessionId"])
+    )
+    clock = await _json_line(guest, "clock")
+    assert set(clock) >= {"offsetUs", "uncertaintyUs", "rttUs", "skewPpm", "samples"}
+    # Same machine, same monotonic clock: the guest's offset must be the host's. A
+    # correctness bound for a loaded machine; `python -m benchmarks.clock` measures.
+    assert abs(int(clock["offsetUs"]) - truth) < 5_000, (clock, truth)  # type: ignore[call-overload]
+    guest.proc.send_signal(signal.SIGTERM)
+    ended = await _json_line(guest, "ended")
+    assert ended["code"] == "left"
+    assert await guest.finish() == 0
+    host.proc.send_signal(signal.SIGTERM)
+    assert await host.finish() == 0
+
+
+async def test_json_without_headless_is_a_usage_error(spawn: object) -> None:
+    bad: Proc = await spawn("join", "127.0.0.1:9", "--json")  # type: ignore[operator]
+    assert await bad.finish() == 2
+    assert "--json goes with --headless" in "".join(bad.stderr_lines)

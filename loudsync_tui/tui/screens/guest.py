@@ -76,6 +76,10 @@ class GuestScreen(StoreScreen):
         if guest.connection is ConnectionState.CONNECTED and guest.latency is not None:
             line.append("   your latency: ", style="dim")
             line.append(format.latency(guest.latency).plain + " ms")
+        if guest.connection is ConnectionState.CONNECTED and guest.clock is not None:
+            line.append("   session clock: ", style="dim")
+            line.append_text(format.clock_accuracy(guest.clock.uncertainty_us))
+            line.append(" ms")
         self.query_one("#guest-link", Static).update(line)
 
     def _tick(self) -> None:

@@ -14,6 +14,7 @@ class MemberTable(KeyedTable):
         ("name", "Name"),
         ("status", "Status"),
         ("latency", "Latency ms"),
+        ("clock", "Clock ms"),
         ("joined", "Joined"),
         ("device", "Device"),
     )
