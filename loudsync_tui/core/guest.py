@@ -7,6 +7,13 @@ CONNECTED -> RECONNECTING -> FAILED), the resume token, the reconnect schedule, 
 heartbeat schedule and the latency estimate. The adapter looks the host up, opens and
 closes sockets when told to (`Connect`, `Disconnect`), feeds answers, frames and closes
 back in, and calls `tick()` by `next_deadline()`.
+
+Why one file past 400 lines: the phases share one state (a retry after a failed lookup
+asks again, after a dropped link resumes; the heartbeat, the clock probes and the
+silence deadline all read the link's state), so splitting them would spread one state
+machine over modules. The parts that stand alone are beside it: its effects and inputs
+(guest_effects.py), the trust policy (security/trust.py), the clock estimator
+(clock_sync.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ documented order, resume, heartbeat deadlines, rate limits, kick and ban, and th
 batching of MEMBER_UPDATED. Each input (a connection opened, a frame from it, the
 link dropping, a tick, a host command) returns the effects to carry out. The server
 adapter only moves frames and carries out effects.
+
+Why one file past 400 lines: it is one state machine over one member table, and its
+rules interlock (a JOIN's checks read bans, held places, PIN guesses and resume tokens
+that kick, tick and disconnect change), so they are read together, as h11 keeps its
+whole state machine in one module. What stands alone lives beside it: the effects
+(effects.py), the latency rule (latency.py), the rate limit, the PIN guard.
 """
 
 from __future__ import annotations
