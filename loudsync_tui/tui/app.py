@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -128,15 +129,15 @@ class LoudsyncApp(App[int], inherit_bindings=False):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(sig, self._on_hangup)
+                loop.add_signal_handler(sig, self._on_hangup, sig)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 return
             self._signals.append(sig)
 
-    def _on_hangup(self) -> None:
+    def _on_hangup(self, sig: signal.Signals) -> None:
         if not self._hanging_up:
             self._hanging_up = True
-            self._spawn(self.shutdown())
+            self._spawn(self.shutdown(terminal_gone=sig is signal.SIGHUP))
 
     def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()
@@ -160,7 +161,10 @@ class LoudsyncApp(App[int], inherit_bindings=False):
         self.notify(printable(message, indent=""), markup=False, **options)
 
     def _spawn(self, work: Awaitable[None]) -> None:
-        """Run `work` on the app's loop; a failure is logged, never a crash."""
+        """Run `work` on the app's loop; a failure is logged, never a crash.
+
+        Textual's workers are the app's task owner (held, cancelled on exit, errors
+        reported); the services it holds own theirs with `net.tasks.TaskOwner`."""
         self.run_worker(work, exit_on_error=False)
 
     async def _return_to_browse(self) -> None:
@@ -521,8 +525,13 @@ class LoudsyncApp(App[int], inherit_bindings=False):
     async def action_quit(self) -> None:
         await self.shutdown()
 
-    async def shutdown(self) -> None:
-        """Say goodbye properly (LEAVE, or SESSION_CLOSED to every guest), then exit."""
+    async def shutdown(self, *, terminal_gone: bool = False) -> None:
+        """Say goodbye properly (LEAVE, or SESSION_CLOSED to every guest), then exit.
+
+        `terminal_gone` (SIGHUP): there is no screen to give back, and restoring one on a
+        hung-up terminal can block the exit for good (seen under tmux: the process stayed,
+        holding its identity's lock), so the process ends at once after the goodbyes.
+        """
         guest, host, browser = self.guest_service, self.host_service, self.browser
         self.guest_service = self.host_service = self.browser = None
         self._stopping_host = True
@@ -532,6 +541,9 @@ class LoudsyncApp(App[int], inherit_bindings=False):
             await self._close(host.aclose(reason=HOST_CLOSED_REASON), "host")
         if browser is not None:
             await self._close(browser.stop(), "discovery")
+        if terminal_gone:
+            logging.shutdown()
+            os._exit(0)
         self.exit(0)
 
 

@@ -62,6 +62,11 @@ class Terminal:
             self.master = None
 
 
+def _take_the_terminal() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 async def start_in_terminal(config_dir: Path, *args: str) -> Terminal:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
@@ -75,7 +80,9 @@ async def start_in_terminal(config_dir: Path, *args: str) -> Terminal:
         stdout=slave,
         stderr=slave,
         env=env,
-        start_new_session=True,
+        # Its own session with the pty as controlling terminal, as a login shell, tmux
+        # or sshd sets it up: closing the terminal then sends SIGHUP by itself.
+        preexec_fn=_take_the_terminal,
     )
     os.close(slave)
     return Terminal(proc, master)
@@ -136,8 +143,9 @@ async def test_a_signal_ends_the_hosted_session_properly_and_exits_0(
     raw = await _joined(port)
     raw.keep_alive()
     if sig is signal.SIGHUP:
-        term.hang_up()  # the terminal is gone before the signal comes
-    term.proc.send_signal(sig)
+        term.hang_up()  # the terminal goes away: the kernel sends the SIGHUP
+    else:
+        term.proc.send_signal(sig)
     closed = await raw.recv_type(SessionClosed, timeout=10)
     assert closed.reason
     assert await raw.closed() == 1001
