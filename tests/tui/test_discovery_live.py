@@ -103,12 +103,12 @@ async def test_two_records_claiming_one_session_are_both_listed_with_a_warning(
     )
     # Both answer on their ports, so neither row is marked unreachable.
     listeners = [
-        await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
-        for port in (40101, 40102)
+        await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0) for _ in range(2)
     ]
+    real_port, rogue_port = (int(server.sockets[0].getsockname()[1]) for server in listeners)
     real, rogue = SessionAdvertiser(LOOPBACK), SessionAdvertiser(LOOPBACK)
-    await real.start(info, 40101, security=Security("ab12" * 16, pin_required=True))
-    await rogue.start(info, 40102, security=Security(None, pin_required=True))
+    await real.start(info, real_port, security=Security("ab12" * 16, pin_required=True))
+    await rogue.start(info, rogue_port, security=Security(None, pin_required=True))
     try:
         base = AppSettings.for_device("Ada", "dev-rival-guest")
         settings = replace(
@@ -126,15 +126,15 @@ async def test_two_records_claiming_one_session_are_both_listed_with_a_warning(
             keys = claims()
             await wait_for(pilot, lambda: all(k in table.rows for k in keys))
             addresses = {str(table.get_cell(k, "address")) for k in keys}
-            assert addresses == {"127.0.0.1:40101", "127.0.0.1:40102"}
+            assert addresses == {f"127.0.0.1:{real_port}", f"127.0.0.1:{rogue_port}"}
             notes = {str(table.get_cell(k, "note")) for k in keys}
             assert notes == {"⚠ rival PIN", "⚠ rival ✗ PIN without TLS"}
             warning = app.screen.query_one("#browse-warning", Static)
             await wait_for(pilot, lambda: warning.display)
             said = str(warning.render())
             assert f"2 announcements claim “Claimed {tag}”" in said
-            assert "127.0.0.1:40101" in said
-            assert "127.0.0.1:40102" in said
+            assert f"127.0.0.1:{real_port}" in said
+            assert f"127.0.0.1:{rogue_port}" in said
             assert "impostor" in said
     finally:
         await rogue.stop()
