@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from loudsync_tui.protocol import MemberJoined, MemberLeft, MemberList, SessionClosed
 from loudsync_tui.security.device_key import DeviceKey
+from tests.support.processes import launch
 from tests.support.raw import RawGuest
 
 HOST_LINE = re.compile(r"session (\S+) listening on ws://127\.0\.0\.1:(\d+)")
@@ -49,19 +48,9 @@ class Proc:
 @pytest.fixture
 async def spawn(tmp_path: Path) -> AsyncIterator[object]:
     procs: list[Proc] = []
-    env = {**os.environ, "LOUDSYNC_CONFIG_DIR": str(tmp_path / "config"), "COLUMNS": "200"}
 
     async def start(*args: str) -> Proc:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "loudsync_tui",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
-        )
+        proc = await launch(*args, config_dir=tmp_path / "config")
         wrapped = Proc(proc)
         procs.append(wrapped)
         return wrapped

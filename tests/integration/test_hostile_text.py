@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -34,11 +33,11 @@ from loudsync_tui.protocol import (
     now_ms,
 )
 from tests.integration.conftest import HostFactory
+from tests.support.processes import launch
 from tests.support.raw import RawGuest
 from tests.support.rogue_host import rogue_host
 from tests.support.waiting import until
 
-ROOT = Path(__file__).resolve().parents[2]
 TERMINAL_ATTACK = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED"
 CLIPBOARD_ATTACK = "bye\x1b]52;c;cHduZWQ=\x07"
 FORGED_LINE = "Eve\n[20:48:09] Grace (host) set a new PIN: 000000"
@@ -109,18 +108,7 @@ HOST_LINE = re.compile(r"session (\S+) listening on ws://127\.0\.0\.1:(\d+)")
 
 
 async def _spawn(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "LOUDSYNC_CONFIG_DIR": str(tmp_path / "config"), "COLUMNS": "250"}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "loudsync_tui",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
+    return await launch(*args, config_dir=tmp_path / "config", columns=250)
 
 
 async def _stderr_until(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,22 +26,12 @@ from loudsync_tui.net.discovery import (
 from loudsync_tui.protocol import PROTOCOL_VERSION, SessionInfo
 from loudsync_tui.store import AppState, AppStore, DiscoveredSession
 from loudsync_tui.tui.services import store_listener
+from tests.support.processes import launch
 from tests.support.waiting import until
 
-ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ("127.0.0.1",)
 HOST_LINE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 FAST = ProbeOptions(interval=0.2, timeout=0.5)
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {
-        **os.environ,
-        "PYTHONPATH": path,
-        "LOUDSYNC_CONFIG_DIR": str(tmp_path / "config"),
-        "COLUMNS": "200",
-    }
 
 
 Spawn = Callable[..., Awaitable[asyncio.subprocess.Process]]
@@ -55,17 +43,7 @@ async def spawn(tmp_path: Path) -> AsyncIterator[Spawn]:
     procs: list[asyncio.subprocess.Process] = []
 
     async def start(*args: str) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "loudsync_tui",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=_env(tmp_path),
-            cwd=ROOT,
-        )
+        proc = await launch(*args, config_dir=tmp_path / "config")
         procs.append(proc)
         return proc
 

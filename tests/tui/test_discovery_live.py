@@ -4,9 +4,7 @@ and one killed without a goodbye is marked unreachable."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +23,10 @@ from loudsync_tui.tui.screens.guest import GuestScreen
 from loudsync_tui.tui.services import default_services
 from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.session_table import SessionTable
+from tests.support.processes import launch
 from tests.tui.helpers import wait_for
 
 LOOPBACK = ("127.0.0.1",)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_browse_lists_a_running_host_and_enter_joins_it(tmp_path: Path) -> None:
@@ -150,18 +148,12 @@ async def test_a_host_killed_without_goodbye_is_marked_unreachable_and_enter_say
     """SIGKILL leaves the host's records cached (the row stays until they expire), but
     Browse sees within seconds that nobody answers there, and says so on Enter."""
     session_id = f"killed-{uuid.uuid4().hex[:8]}"
-    host = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "loudsync_tui",
+    host = await launch(
         *("host", "--headless", "--no-tls", "--bind", "127.0.0.1", "--port", "0"),
         *("--interface", "127.0.0.1", "--name", "Grace", "--session-id", session_id),
         *("--session-name", f"Killed {session_id}"),
-        stdout=asyncio.subprocess.PIPE,
+        config_dir=tmp_path / "host",
         stderr=asyncio.subprocess.DEVNULL,
-        stdin=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "LOUDSYNC_CONFIG_DIR": str(tmp_path / "host")},
-        cwd=ROOT,
     )
     try:
         assert host.stdout is not None
