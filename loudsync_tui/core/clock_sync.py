@@ -24,6 +24,10 @@ RTT_MARGIN_US = 5_000
 their error bound is too loose to be worth even a tiny weight."""
 MIN_SKEW_SPAN_US = 2_000_000
 """Below 2 s of spread, 100 µs of noise would already be a 50 ppm slope: use skew 0."""
+SKEW_SIGNIFICANCE = 2.0
+"""A fitted skew within two standard errors of zero is taken as zero: on loopback one
+idle sample after the burst made a 7.7 ppm skew out of 30 µs of noise, whose error then
+grew by 8 µs a second (benchmarks.clock); a real 500 ppm clears the bar within 3 s."""
 STEP_MIN_US = 2_000
 STEP_FACTOR = 20.0
 STEP_RUN = 3
@@ -83,6 +87,7 @@ class ClockEstimator:
         self._samples: deque[ClockSample] = deque(maxlen=max_samples)
         self._suspects: list[ClockSample] = []
         self._estimate: ClockEstimate | None = None
+        self._prior_skew: float | None = None
         self.resets = 0
         """How many times a clock step (or a run of bad samples) restarted the fit."""
 
@@ -91,6 +96,7 @@ class ClockEstimator:
         self._samples.clear()
         self._suspects.clear()
         self._estimate = None
+        self._prior_skew = None
 
     def add(self, sample: ClockSample) -> bool:
         """Take a sample; False if it is impossible or (so far) a lone outlier."""
@@ -104,6 +110,9 @@ class ClockEstimator:
             self._samples.clear()  # a step: start over from the run that shows it
             self._samples.extend(self._suspects)
             self.resets += 1
+            # A step moves the offset, not the crystal's rate: keep the known skew until
+            # the new samples can say it again.
+            self._prior_skew = est.skew_ppm * 1e-6
         else:
             self._samples.append(sample)
         self._suspects.clear()
@@ -151,16 +160,29 @@ class ClockEstimator:
         mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / total
         my = sum(w * y for w, y in zip(ws, ys, strict=True)) / total
         sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
-        slope = 0.0
-        if len(chosen) >= 3 and max(xs) - min(xs) >= MIN_SKEW_SPAN_US and sxx > 0:
+        slope = self._prior_skew or 0.0
+        slope_error_us = 0.0
+        if len(chosen) >= 3 and sxx > 0 and max(xs) - min(xs) >= MIN_SKEW_SPAN_US:
             sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
-            slope = sxy / sxx
+            fitted = sxy / sxx
+            chi2 = sum(
+                w * (y - my - fitted * (x - mx)) ** 2 for w, x, y in zip(ws, xs, ys, strict=True)
+            )
+            # The slope's standard error, scaled up when the residuals exceed the weights'
+            # assumed noise (they are bounds from round trips, not true variances).
+            se = math.sqrt(max(1.0, chi2 / max(1, len(chosen) - 2)) / sxx)
+            if abs(fitted) > SKEW_SIGNIFICANCE * se:
+                slope = fitted
+                self._prior_skew = None  # the samples say it themselves now
+            # What the slope's own error (or the one left out) costs at the newest sample,
+            # which lies far from the weight's centre while the burst dominates the window.
+            slope_error_us = (abs(fitted - slope) + se) * abs(mx)
         intercept = my - slope * mx  # the line's value at x = 0, the newest sample
         sq = sum(w * (y - intercept - slope * x) ** 2 for w, x, y in zip(ws, xs, ys, strict=True))
         return ClockEstimate(
             offset_us=round(best.offset_us + intercept),
             skew_ppm=slope * 1e6,
-            uncertainty_us=best.rtt_us / 2 + math.sqrt(sq / total),
+            uncertainty_us=best.rtt_us / 2 + math.sqrt(sq / total) + slope_error_us,
             rtt_us=best.rtt_us,
             samples=len(self._samples),
             at_local_us=round(newest),
@@ -176,21 +198,29 @@ class ProbeSchedule:
     """
 
     def __init__(
-        self, idle_interval: float = 5.0, burst: int = 30, burst_span: float = 1.0
+        self,
+        idle_interval: float = 5.0,
+        burst: int = 30,
+        burst_span: float = 1.0,
+        settle: float = 0.0,
     ) -> None:
         self.idle_interval = idle_interval
+        self.settle = settle
+        """Seconds after a connect probed once a second, playing or not (the fit's window)."""
         self.burst = burst
         self.burst_span = burst_span
         self.playing = False
         self._burst_left = burst
         self._last_sent: float | None = None
         self._burst_until = 0.0
+        self._settle_until = 0.0
 
     def connected(self, now: float) -> None:
         """Start a fresh burst (after a connect, a reconnect, or an estimator reset)."""
         self._burst_left = self.burst
         self._last_sent = None
         self._burst_until = now + 2 * self.burst_span
+        self._settle_until = now + self.settle
 
     def sent(self, now: float) -> None:
         self._last_sent = now
@@ -202,6 +232,8 @@ class ProbeSchedule:
             return now
         if self._burst_left > 0 and now < self._burst_until:  # a late burst is no burst
             gap = self.burst_span / self.burst
+        elif now < self._settle_until:
+            gap = 1.0  # the first minute fills the fit's window: skew is known by its end
         else:
             gap = 1.0 if self.playing else self.idle_interval
         return self._last_sent + gap
