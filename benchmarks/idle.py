@@ -19,6 +19,7 @@ from typing import Any
 from loudsync_tui.config import GuestConfig, HostConfig
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
+from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, ConnectionState
 
 DEFAULT_INTERVAL = HostConfig("s", "h", "h").heartbeat_interval
@@ -101,19 +102,21 @@ async def measure(guests: int = 5, *, quick: bool = False) -> dict[str, Any]:
     await host.start()
     proxies = {"deflate": CountingProxy(host.port), "plain": CountingProxy(host.port, plain=True)}
     services: list[GuestService] = []
-    for kind, proxy in proxies.items():
+    for proxy in proxies.values():
         await proxy.start()
+        keys = [DeviceKey.generate() for _ in range(guests)]
         services += [
             GuestService(
                 GuestConfig(
                     address=f"127.0.0.1:{proxy.port}",
                     name=f"Guest {i}",
-                    device_id=f"dev-{kind}-{i:03d}",
+                    device_id=key.device_id,
                     session_id="idle",
+                    device_key=key.private,
                 ),
                 AppStore(),
             )
-            for i in range(guests)
+            for i, key in enumerate(keys)
         ]
     try:
         for service in services:

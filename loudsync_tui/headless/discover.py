@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loudsync_tui.net.discovery import DEFAULT_PROBE, DiscoveryUnavailable, answers, discover_once
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import DiscoveredSession
 from loudsync_tui.text import printable
 
@@ -92,6 +93,7 @@ async def discover_checked(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     checks: dict[str, asyncio.Task[DiscoveredSession]] = {}
+    tasks = TaskOwner("headless discover")
 
     async def check(session: DiscoveredSession) -> DiscoveredSession:
         ok = await answers(session.addresses, session.port, probe_timeout)
@@ -102,7 +104,7 @@ async def discover_checked(
 
     def found(session: DiscoveredSession) -> None:
         if session.key not in checks:
-            checks[session.key] = loop.create_task(check(session))
+            checks[session.key] = tasks.spawn(check(session), name=f"check {session.key}")
 
     def interrupted() -> None:
         stop.set()
@@ -114,6 +116,7 @@ async def discover_checked(
         sessions = await discover_once(timeout, interfaces, on_found=found, stop=stop)
         results = {s.key: s.reachable for s in await asyncio.gather(*checks.values())}
     finally:
+        await tasks.aclose()  # only left running when the search itself failed
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGINT)
     return [replace(s, reachable=results.get(s.key)) for s in sessions]

@@ -23,6 +23,7 @@ from loudsync_tui.headless.console import (
     stderr,
 )
 from loudsync_tui.net.guest_service import GuestService
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
 
 EXIT_CODES = {
@@ -74,9 +75,11 @@ async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
     store.subscribe(watch, selector=lambda s: s.guest)
     on_stop_signals(service.leave)
     service.start()
-    clock_reports = asyncio.create_task(_report_clock(service)) if as_json else None
-    ended = asyncio.create_task(service.wait_ended())
-    gave_up = asyncio.create_task(failed.wait())
+    tasks = TaskOwner("headless join")
+    if as_json:
+        tasks.spawn(_report_clock(service), name="clock-reports")
+    ended = tasks.spawn(service.wait_ended(), name="ended")
+    gave_up = tasks.spawn(failed.wait(), name="gave-up")
     await asyncio.wait({ended, gave_up}, return_when=asyncio.FIRST_COMPLETED)
     if gave_up.done() and not ended.done():
         guest = store.get().guest
@@ -84,16 +87,13 @@ async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
         stop_printing()  # what follows is tidying up, not news: "You left" would mislead
         service.leave()
         await service.aclose()
-        if clock_reports is not None:
-            clock_reports.cancel()
+        await tasks.aclose()
         if as_json:
             emit("ended", code="failed", reason=why)
         return fail(why, 1)
-    gave_up.cancel()
     end = ended.result()
     await service.aclose()
-    if clock_reports is not None:
-        clock_reports.cancel()
+    await tasks.aclose()
     if as_json:
         emit("ended", code=end.code, reason=end.reason)
     if end.code == "untrusted":

@@ -23,6 +23,7 @@ from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
 from loudsync_tui.net.server import SessionServer
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
 from loudsync_tui.security.pin import check_pin_format, generate_pin
@@ -84,6 +85,7 @@ class HostService:
             advertiser = SessionAdvertiser(config.interfaces)
         self._advertiser = advertiser
         self._advertised = False
+        self._tasks = TaskOwner("host service")  # announcing, closing, advertisement updates
         self._announcing: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
@@ -150,9 +152,7 @@ class HostService:
         if self._advertiser is not None:
             # mDNS probing takes about two seconds; guests can join by address meanwhile,
             # so the session is ready (and says so) as soon as it listens.
-            self._announcing = asyncio.create_task(
-                self._announce(self._advertiser), name="announce"
-            )
+            self._announcing = self._tasks.spawn(self._announce(self._advertiser), name="announce")
 
     async def _announce(self, advertiser: Advertiser) -> None:
         try:
@@ -184,18 +184,22 @@ class HostService:
         self.server.apply(self.core.set_pin(pin))
 
     def stop(self) -> None:
-        if self._closing is None:
-            self._closing = asyncio.create_task(self.aclose())
+        if self._closing is None and not self._closed.is_set():
+            self._closing = self._tasks.spawn(self.aclose(), name="host-close")
 
     async def aclose(self, reason: str = "The host ended the session") -> None:
+        closing = self._closing
+        if closing is not None and closing is not asyncio.current_task():
+            await asyncio.wait({closing})  # `stop` began it: let it finish, do not cancel it
         if self._closed.is_set():
             return
         try:
-            await self.server.close(reason)
-            if self._announcing is not None and not self._announcing.done():
-                self._announcing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._announcing
+            try:
+                await self.server.close(reason)
+            finally:
+                # The announcement still probing and any advertisement update still
+                # pending are cancelled; the goodbye below replaces them.
+                await self._tasks.aclose()
             if self._advertised and self._advertiser is not None:
                 with contextlib.suppress(Exception):
                     await self._advertiser.stop()
@@ -217,14 +221,18 @@ class HostService:
 
     def _advertise_count(self) -> None:
         """Keep the TXT record's member count and PIN flag current."""
-        if self._advertised and self._advertiser is not None:
-            update = self._advertiser.update(len(self.core.members), self._security())
-            asyncio.create_task(update).add_done_callback(_retrieve)
+        if self._advertised and self._advertiser is not None and not self._tasks.closed:
+            update = _update_advertisement(
+                self._advertiser, len(self.core.members), self._security()
+            )
+            self._tasks.spawn(update, name="advertisement-update")
 
     def _security(self) -> Security:
         return Security(self.fingerprint, self.core.pin is not None)
 
 
-def _retrieve(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
+async def _update_advertisement(advertiser: Advertiser, members: int, security: Security) -> None:
+    try:
+        await advertiser.update(members, security)
+    except Exception as exc:  # the session goes on; only the LAN listing is stale
         log.warning("updating the LAN advertisement failed: %s", exc)

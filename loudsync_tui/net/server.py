@@ -11,7 +11,6 @@ so is a close (`CLOSE_DEADLINE`): a peer that stops reading cannot pin a socket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import itertools
 import logging
@@ -27,6 +26,7 @@ from websockets.http11 import Request, Response
 
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionAnswer, encode
 from loudsync_tui.security.device_key import CHALLENGE_HEADER, new_nonce
 
@@ -59,7 +59,8 @@ class SessionServer:
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._closers: set[asyncio.Task[None]] = set()
+        # The ticker and the closers; a close that fails on a dead link is expected.
+        self._tasks = TaskOwner("host server", expected=(ConnectionClosed, OSError))
         self._challenges: weakref.WeakKeyDictionary[ServerConnection, str] = (
             weakref.WeakKeyDictionary()
         )
@@ -90,7 +91,7 @@ class SessionServer:
                 raise
             sock = next(iter(self._server.sockets))
             self.port = int(sock.getsockname()[1])
-            self._ticker = asyncio.create_task(self._tick_forever(), name="host-ticks")
+            self._ticker = self._tasks.spawn(self._tick_forever(), name="host-ticks")
             return self.port
         raise PortsUnavailable(
             errno.EADDRINUSE,
@@ -104,13 +105,11 @@ class SessionServer:
         self.apply(self.session.stop(reason))
         if self._ticker is not None:
             self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        if self._closers:
-            await asyncio.wait(self._closers, timeout=2.0)
+        await self._tasks.wait(2.0)  # the closes just asked for; each is bounded anyway
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await self._tasks.aclose()
 
     def unsent_bytes(self) -> dict[ConnId, int]:
         """Bytes written to each connection that its peer has not taken yet (host side)."""
@@ -179,9 +178,7 @@ class SessionServer:
         transport.abort()
 
     def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
-        task = asyncio.create_task(self._close(ws, code, reason))
-        self._closers.add(task)
-        task.add_done_callback(self._closer_done)
+        self._tasks.spawn(self._close(ws, code, reason), name="host-close")
 
     @staticmethod
     async def _close(ws: ServerConnection, code: int, reason: str) -> None:
@@ -193,11 +190,6 @@ class SessionServer:
                 await ws.close(code, reason)
         except TimeoutError:
             ws.transport.abort()
-
-    def _closer_done(self, task: asyncio.Task[None]) -> None:
-        self._closers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("closing a connection failed", exc_info=task.exception())
 
     async def _tick_forever(self) -> None:
         while True:

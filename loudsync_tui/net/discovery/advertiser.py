@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Final
 
 from zeroconf import Error as ZeroconfError
@@ -31,6 +31,7 @@ from loudsync_tui.net.discovery.records import (
     service_name,
     txt_record,
 )
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
 
 UPDATE_INTERVAL: Final = 1.0
@@ -59,8 +60,8 @@ class SessionAdvertiser:
         self._published_members = 0
         self._revision = 1
         self._last_publish = -math.inf
+        self._tasks = TaskOwner("mDNS advertiser")  # the pending flush, the rebroadcasts
         self._flush: asyncio.Task[None] | None = None
-        self._broadcasts: set[asyncio.Future[object]] = set()
         self._security = self._published_security = UNPROTECTED
 
     @property
@@ -133,7 +134,7 @@ class SessionAdvertiser:
         loop = asyncio.get_running_loop()
         wait = self._last_publish + UPDATE_INTERVAL - loop.time()
         if wait > 0:
-            self._flush = loop.create_task(self._publish_after(wait))
+            self._flush = self._tasks.spawn(self._publish_after(wait), name="mdns-flush")
         else:
             await self._publish()
 
@@ -166,18 +167,15 @@ class SessionAdvertiser:
         self._published_security = security
         self._info = updated
         broadcast = asyncio.ensure_future(await aiozc.async_update_service(updated))
-        self._broadcasts.add(broadcast)
-        broadcast.add_done_callback(self._broadcasts.discard)
+        waiting = self._tasks.spawn(_rebroadcast(broadcast), name="mdns-rebroadcast")
+        waiting.add_done_callback(lambda _: broadcast.cancel())  # cancelled before it awaited
 
     async def stop(self) -> None:
         """Say goodbye so browsers drop the session now, then close the sockets."""
         aiozc, service = self._aiozc, self._info
         self._aiozc = self._info = self._session = None
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        for broadcast in list(self._broadcasts):
-            broadcast.cancel()
+        self._flush = None
+        self._tasks.cancel()  # not closed: the advertiser may start again
         if aiozc is None:
             return
         try:
@@ -188,3 +186,9 @@ class SessionAdvertiser:
             log.warning("mDNS: the goodbye failed; browsers drop the session by TTL")
         finally:
             await aiozc.async_close()
+            await self._tasks.wait(1.0)
+
+
+async def _rebroadcast(broadcast: Awaitable[object]) -> None:
+    """Await zeroconf's rebroadcasts of an update: held by the owner, cancelled with it."""
+    await broadcast

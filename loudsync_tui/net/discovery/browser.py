@@ -29,6 +29,7 @@ from loudsync_tui.net.discovery.reachability import (
     ReachabilityMonitor,
 )
 from loudsync_tui.net.discovery.records import SERVICE_TYPE, instance_of, session_from_record
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import DiscoveredSession, listed, unlisted
 
 RESOLVE_TIMEOUT_MS: Final = 3000
@@ -86,6 +87,7 @@ class SessionBrowser:
         self._interfaces = tuple(interfaces)
         self._aiozc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
+        self._tasks = TaskOwner("mDNS browser")  # one resolving task per service name
         self._resolving: dict[str, asyncio.Task[None]] = {}
         self._monitor = None if probe is None else ReachabilityMonitor(listener.reachable, probe)
 
@@ -130,11 +132,9 @@ class SessionBrowser:
         self._aiozc = self._browser = None
         if self._monitor is not None:
             await self._monitor.stop()
-        tasks = list(self._resolving.values())
         self._resolving.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.cancel()  # not closed: a rescan starts browsing again
+        await self._tasks.wait(RESOLVE_TIMEOUT_MS / 1000)
         try:
             if browser is not None:
                 await browser.async_cancel()
@@ -171,8 +171,8 @@ class SessionBrowser:
         if state_change is ServiceStateChange.Removed:
             self._lost(key)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._resolve(zeroconf, service_type, name, key)
+        task = self._tasks.spawn(
+            self._resolve(zeroconf, service_type, name, key), name=f"resolve {name}"
         )
         self._resolving[name] = task
         task.add_done_callback(lambda done: self._forget(name, done))

@@ -16,8 +16,9 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Final
 
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import DiscoveredSession, listed, unlisted
 
 PROBE_INTERVAL: Final = 3.0
@@ -77,16 +78,15 @@ async def answers(addresses: Sequence[str], port: int, within: float) -> bool:
     targets = [a for a in dict.fromkeys(addresses) if _is_ip(a)][:MAX_ADDRESSES]
     if not targets or not 0 < port < 65536:
         return False
-    tries = [asyncio.ensure_future(_connects(a, port, within)) for a in targets]
+    tasks = TaskOwner("reachability probe")
+    tries = [tasks.spawn(_connects(a, port, within)) for a in targets]
     try:
         for attempt in asyncio.as_completed(tries):
             if await attempt:
                 return True
         return False
     finally:
-        for task in tries:
-            task.cancel()
-        await asyncio.gather(*tries, return_exceptions=True)
+        await tasks.aclose()  # the connects still trying are no longer wanted
 
 
 class ReachabilityMonitor:
@@ -113,6 +113,7 @@ class ReachabilityMonitor:
         self._running = False
         self._in_flight: dict[str, asyncio.Task[bool]] = {}
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._tasks = TaskOwner("reachability monitor")  # the ticker and the probes in flight
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -132,7 +133,8 @@ class ReachabilityMonitor:
 
     async def stop(self) -> None:
         self._running = False
-        await asyncio.gather(*self._pause(), return_exceptions=True)
+        self._pause()
+        await self._tasks.wait(self._options.timeout)  # not closed: `start` may come again
 
     def watch(self, watched: bool) -> None:
         """The list came on screen (True) or went under another screen (False)."""
@@ -140,7 +142,7 @@ class ReachabilityMonitor:
         if not watched or not self._running:
             self._pause()
         elif self._ticker is None:
-            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+            self._ticker = self._tasks.spawn(self._tick(), name="reachability-ticks")
 
     def seen(self, session: DiscoveredSession) -> None:
         self._changed(listed(self._sessions, session))
@@ -159,16 +161,11 @@ class ReachabilityMonitor:
             if session.reachable is None:
                 self._check(key)
 
-    def _pause(self) -> list[asyncio.Task[Any]]:
-        """Cancel the ticker and every probe in flight; returns them to await."""
-        tasks: list[asyncio.Task[Any]] = [*self._in_flight.values()]
-        if self._ticker is not None:
-            tasks.append(self._ticker)
+    def _pause(self) -> None:
+        """Cancel the ticker and every probe in flight (`stop` awaits them)."""
         self._ticker = None
         self._in_flight.clear()
-        for task in tasks:
-            task.cancel()
-        return tasks
+        self._tasks.cancel()
 
     async def _tick(self) -> None:
         while True:
@@ -179,7 +176,7 @@ class ReachabilityMonitor:
     def _check(self, key: str) -> None:
         if key in self._in_flight or self._ticker is None:
             return
-        task = asyncio.get_running_loop().create_task(self._check_one(key))
+        task = self._tasks.spawn(self._check_one(key), name=f"probe {key}")
         self._in_flight[key] = task
 
         def done(_: asyncio.Task[bool]) -> None:
