@@ -44,6 +44,7 @@ from loudsync_tui.core.guest_effects import (
     Transmit,
     Welcomed,
 )
+from loudsync_tui.core.latency import uncertainty_changed
 from loudsync_tui.protocol import (
     MAX_MEMBERS,
     PROTOCOL_VERSION,
@@ -151,6 +152,8 @@ class GuestSession:
         self._setup_ping: int | None = None
         """The timestamp of the PING sent on WELCOME, whose round trip is not a sample."""
         self._received_us = 0
+        self._told_uncertainty: float | None = None
+        """The clock uncertainty this guest last reported to the host."""
 
     # Commands -------------------------------------------------------------------
 
@@ -380,8 +383,9 @@ class GuestSession:
                 self.attempt = 0
                 self.state = ConnectionState.CONNECTED
                 self._pings.clear()
-                if not resumed:  # another session, another clock
+                if not resumed:  # another session, another clock, a host that knows nothing
                     self.clock_estimator.reset()
+                    self._told_uncertainty = None
                 self._probes = ProbeSchedule(idle_interval=self._heartbeat_interval)
                 self._probes.connected(now)
                 first_ping = self._heartbeat(now, ping_only=True)
@@ -475,6 +479,10 @@ class GuestSession:
         latency = None if self.latency is None else round(self.latency, 1)
         estimate = self.clock_estimator.estimate()
         uncertainty = None if estimate is None else round(estimate.uncertainty_us, 1)
+        if uncertainty is not None and uncertainty_changed(self._told_uncertainty, uncertainty):
+            self._told_uncertainty = uncertainty
+        else:
+            uncertainty = None  # the host has it: 28 bytes saved in every idle PING
         ping = Ping(
             timestamp=wall,
             latency=latency,

@@ -37,7 +37,7 @@ from loudsync_tui.core.effects import (
     PinChanged,
     Send,
 )
-from loudsync_tui.core.latency import latency_changed
+from loudsync_tui.core.latency import latency_changed, uncertainty_changed
 from loudsync_tui.core.ratelimit import TokenBucket
 from loudsync_tui.protocol import (
     PROTOCOL_VERSION,
@@ -68,11 +68,6 @@ from loudsync_tui.protocol import (
 )
 from loudsync_tui.security.device_key import is_key_id, verify_join
 from loudsync_tui.security.pin import PinGuard, pin_matches
-
-
-def _worth_showing(old: float | None, new: float) -> bool:
-    """A clock uncertainty that moved by a quarter and 5 µs: the table stays calm."""
-    return old is None or (abs(new - old) > 5 and abs(new - old) > 0.25 * old)
 
 
 def host_of(address: str) -> str:
@@ -571,7 +566,9 @@ class HostSession:
                 )
                 effects: list[HostEffect] = [Send(c.id, pong)]
                 reported = message.clock_uncertainty_us
-                if reported is not None and _worth_showing(member.clock_uncertainty_us, reported):
+                if reported is not None and uncertainty_changed(
+                    member.clock_uncertainty_us, reported
+                ):
                     member.clock_uncertainty_us = reported
                     effects.append(member.changed())  # the host's table only: not broadcast
                 if latency is not None and latency != member.latency:

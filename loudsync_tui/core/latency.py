@@ -1,5 +1,6 @@
-"""When a latency figure has moved enough to be worth telling: one rule for the host's
-batched MEMBER_UPDATED and for what the headless guest prints."""
+"""When a figure has moved enough to be worth telling: one rule for the host's batched
+MEMBER_UPDATED and for what the headless guest prints (latency), and one for what a
+guest reports of its clock and the host's table shows (clock uncertainty)."""
 
 from __future__ import annotations
 
@@ -13,3 +14,9 @@ def latency_changed(old: float | None, new: float | None) -> bool:
         return old != new
     delta = abs(new - old)
     return delta > LATENCY_MIN_CHANGE_MS and delta > LATENCY_MIN_CHANGE_RATIO * old
+
+
+def uncertainty_changed(old: float | None, new: float) -> bool:
+    """A clock uncertainty that moved by a quarter and 5 µs: the host's table stays calm
+    and a guest repeats the figure in its PINGs only when it moved."""
+    return old is None or (abs(new - old) > 5 and abs(new - old) > 0.25 * old)

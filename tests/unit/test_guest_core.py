@@ -899,3 +899,31 @@ def test_a_refusal_without_a_text_is_said_in_words_not_codes() -> None:
     effects = g.feed(Error(timestamp=T, code=ErrorCode.RATE_LIMITED, message=""))
     (ended,) = of(effects, Ended)
     assert ended.reason == "Join refused: too many attempts; wait a minute"
+
+
+def test_the_clock_uncertainty_is_told_to_the_host_only_when_it_moved() -> None:
+    g = Guest()
+    g.connected()
+    host_t = 5_000_000
+    told: list[float | None] = []
+    for _ in range(40):  # the burst: each PONG a clean sample
+        (ping,) = [m for m in sent(g.core.tick()) if isinstance(m, Ping)] or [None]
+        if ping is None:
+            g.clock.advance(1 / 30)
+            continue
+        told.append(ping.clock_uncertainty_us)
+        g.clock.advance(0.0002)
+        pong = Pong(
+            timestamp=T,
+            ping_timestamp=ping.timestamp,
+            received_at=T,
+            ping_sent_us=ping.sent_us,
+            received_us=host_t,
+            sent_us=host_t + 10,
+        )
+        g.core.received(encode(pong), at_us=g.clock.monotonic_us())
+        host_t += 33_333
+        g.clock.advance(1 / 30)
+    reported = [u for u in told if u is not None]
+    assert reported  # the host hears it once there is an estimate
+    assert len(reported) < len(told) // 2  # and not again in every PING while it holds
