@@ -63,6 +63,9 @@ class GuestConfig:
     reconnect_jitter: float = 0.25
     """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
     max_frame_size: int = 1024 * 1024
+    clock_burst: int = 30
+    """Clock probes in the first second after WELCOME, for a first session-clock estimate
+    within a second; 0 for a guest that needs no sample-accurate clock (a remote control)."""
     pin: str | None = None
     tls: bool | None = None
     """True: wss only; False: plain ws; None: try TLS, fall back to plain with a warning

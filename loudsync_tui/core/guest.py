@@ -386,7 +386,9 @@ class GuestSession:
                 if not resumed:  # another session, another clock, a host that knows nothing
                     self.clock_estimator.reset()
                     self._told_uncertainty = None
-                self._probes = ProbeSchedule(idle_interval=self._heartbeat_interval)
+                self._probes = ProbeSchedule(
+                    idle_interval=self._heartbeat_interval, burst=self.config.clock_burst
+                )
                 self._probes.connected(now)
                 first_ping = self._heartbeat(now, ping_only=True)
                 self._setup_ping = next(iter(self._pings))

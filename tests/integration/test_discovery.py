@@ -42,6 +42,9 @@ LOOPBACK = ["127.0.0.1"]
 ROOT = Path(__file__).resolve().parents[2]
 Sessions = Mapping[str, DiscoveredSession]
 
+# Real mDNS on 127.0.0.1 is one shared space: these tests run in one worker, in turn.
+pytestmark = pytest.mark.xdist_group("mdns")
+
 # A host process for the tests that need one running while they block: it advertises
 # the sessions given as JSON, prints "ready [NAMES]" and says goodbye when stdin closes.
 # On request a raw registration with a garbled TXT rides along, which browsers must skip.

@@ -38,6 +38,9 @@ from tests.support.raw import RawGuest
 from tests.support.rogue_host import rogue_host
 from tests.support.waiting import until
 
+# Real mDNS on 127.0.0.1 is one shared space: these tests run in one worker, in turn.
+pytestmark = pytest.mark.xdist_group("mdns")
+
 TERMINAL_ATTACK = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED"
 CLIPBOARD_ATTACK = "bye\x1b]52;c;cHduZWQ=\x07"
 FORGED_LINE = "Eve\n[20:48:09] Grace (host) set a new PIN: 000000"

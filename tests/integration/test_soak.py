@@ -103,6 +103,7 @@ class Soak:
             connect_timeout=3.0,
             reconnect_attempts=8,
             reconnect_delay=0.1,
+            clock_burst=0,  # churn is the point here; the clock burst is tested elsewhere
         )
         guest = GuestService(config, AppStore(), rng=random.Random(self.rng.random()))
         guest.start()

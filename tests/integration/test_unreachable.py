@@ -29,6 +29,9 @@ from loudsync_tui.tui.services import store_listener
 from tests.support.processes import launch
 from tests.support.waiting import until
 
+# Real mDNS on 127.0.0.1 is one shared space: these tests run in one worker, in turn.
+pytestmark = pytest.mark.xdist_group("mdns")
+
 LOOPBACK = ("127.0.0.1",)
 HOST_LINE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)")
 FAST = ProbeOptions(interval=0.2, timeout=0.5)

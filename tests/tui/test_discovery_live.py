@@ -9,6 +9,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from textual.widgets import Static
 
 from loudsync_tui.config import HostConfig
@@ -25,6 +26,9 @@ from loudsync_tui.tui.settings import AppSettings
 from loudsync_tui.tui.widgets.session_table import SessionTable
 from tests.support.processes import launch
 from tests.tui.helpers import wait_for
+
+# Real mDNS on 127.0.0.1 is one shared space: these tests run in one worker, in turn.
+pytestmark = pytest.mark.xdist_group("mdns")
 
 LOOPBACK = ("127.0.0.1",)
 

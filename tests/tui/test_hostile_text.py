@@ -42,6 +42,9 @@ from tests.support.raw import RawGuest
 from tests.support.rogue_host import rogue_host
 from tests.tui.helpers import wait_for
 
+# Real mDNS on 127.0.0.1 is one shared space: these tests run in one worker, in turn.
+pytestmark = pytest.mark.xdist_group("mdns")
+
 FAST = {"heartbeat_interval": 0.1, "heartbeat_timeout": 2.0}
 MARKUP = {"dev-eve": "Eve[/]", "dev-mal": "[@click=app.quit]Mallory[/]", "dev-b": "[b]B[/b] [/x]"}
 TERMINAL_ATTACK = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED"
