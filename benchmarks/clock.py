@@ -30,7 +30,6 @@ import ctypes
 import itertools
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -44,6 +43,8 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+
+from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -716,22 +717,6 @@ def table(result: dict[str, Any]) -> Table:
         mark = "" if row.ok is None else ("[green]pass[/]" if row.ok else "[red]fail[/]")
         t.add_row(row.figure, row.target, row.measured, mark)
     return t
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 # Main -------------------------------------------------------------------------------
