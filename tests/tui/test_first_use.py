@@ -286,3 +286,22 @@ async def test_a_real_host_knows_where_a_guest_joined_from() -> None:
         assert "127.0.0.1 is this machine" in dialog_text(app)
         await pilot.press("n")
         await guest.aclose()
+
+
+async def test_the_join_column_stays_on_screen_when_a_note_grows_later(
+    app: LoudsyncApp, store: AppStore
+) -> None:
+    """Columns only grow on update: a name laid out for a short note must give the room
+    back when the note grows (a host found unreachable, a rival appearing)."""
+    name = "A very long session name that somebody typed in full, 64 chars!!"
+    session = DiscoveredSession(
+        "long", "long", name, "Grace's laptop at home", ("192.168.1.20",), 8080, 1, 10, 1, True
+    )
+    store.session_seen(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(SessionTable).row_count == 1)
+        store.session_reachable("long", False)
+        await wait_for(pilot, lambda: "unreachable" in screen_text(app))
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if "192.168.1.20" in line)
+        assert row.rstrip().endswith("unreachable"), row

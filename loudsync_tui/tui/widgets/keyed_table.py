@@ -68,6 +68,19 @@ class KeyedTable(DataTable[Cell]):
                 self.move_cursor(row=index, scroll=False)
 
 
+    def fit_columns(self) -> None:
+        """Each column back to its widest cell now. Updates only grow columns (see the
+        module doc), so a short table calls this when its layout must give room back."""
+        for n, (key, label) in enumerate(self.COLUMNS):
+            column = self.columns[ColumnKey(key)]
+            cells = (_plain(row[n]).cell_len for row in self._drawn.values())
+            widest = max([Text(label).cell_len, *cells])
+            if widest != column.content_width:
+                column.content_width = widest
+                self._require_update_dimensions = True
+        self.refresh()
+
+
 def _plain(cell: Cell) -> Text:
     """A Text as given (its maker escaped it); a str as literal, printable text."""
     return cell if isinstance(cell, Text) else Text(printable(cell))

@@ -40,6 +40,7 @@ class SessionTable(KeyedTable):
         contested = {s.key for claims in rivals(sessions).values() for s in claims}
         rows = {key: format.session_cells(s, key in contested) for key, s in sessions.items()}
         self.reconcile(self.fit(rows, self.app.size.width))
+        self.fit_columns()  # a few rows: cheap, and a grown note must not push Join away
 
     def fit(self, rows: dict[str, tuple[Cell, ...]], width: int) -> dict[str, tuple[Cell, ...]]:
         """Names and host names cut with an ellipsis so Members, Address and Join always
