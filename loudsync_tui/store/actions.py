@@ -76,8 +76,6 @@ class AppStore(Store[AppState]):
 
         self.set(update)
 
-    session_updated = session_seen
-
     def browse_watched(self, watched: bool) -> None:
         """Browse came on screen (True) or went under another screen (False)."""
         self.set(
@@ -220,18 +218,6 @@ class AppStore(Store[AppState]):
 
     def guest_members_set(self, members: Iterable[Member]) -> None:
         self._update_guest(lambda g: replace(g, members=_frozen({m.id: m for m in members})))
-
-    def guest_members_updated(self, members: Iterable[Member]) -> None:
-        self._update_guest(
-            lambda g: replace(g, members=_frozen({**g.members, **{m.id: m for m in members}}))
-        )
-
-    def guest_member_left(self, member_id: str) -> None:
-        self._update_guest(
-            lambda g: replace(
-                g, members=_frozen({k: v for k, v in g.members.items() if k != member_id})
-            )
-        )
 
     def guest_latency(self, latency: float | None) -> None:
         self._update_guest(lambda g: g if g.latency == latency else replace(g, latency=latency))

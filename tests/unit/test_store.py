@@ -142,7 +142,7 @@ def test_discovery_actions() -> None:
     store = AppStore()
     store.session_seen(_session("a"))
     store.session_seen(_session("b"))
-    store.session_updated(_session("a", members=3))
+    store.session_seen(_session("a", members=3))  # the same record again, updated
     assert store.get().discovery.sessions["a"].members == 3
     store.session_lost("b")
     store.session_lost("missing")
@@ -202,8 +202,9 @@ def test_guest_actions() -> None:
     store.guest_welcomed(
         client_id="me", session_id="s", session_name="Friday", host_name="Grace", max_members=10
     )
-    store.guest_members_set([Member("h", "Grace", True, "connected", 1)])
-    store.guest_members_updated([Member("me", "Ada", False, "connected", 2, 1.5)])
+    store.guest_members_set(
+        [Member("h", "Grace", True, "connected", 1), Member("me", "Ada", False, "connected", 2)]
+    )
     store.guest_latency(1.5)
     store.guest_connection(ConnectionState.RECONNECTING, attempt=2, max_attempts=3)
     guest = store.get().guest
@@ -211,7 +212,6 @@ def test_guest_actions() -> None:
     assert guest.connection is ConnectionState.RECONNECTING
     assert (guest.attempt, guest.max_attempts) == (2, 3)
     assert set(guest.members) == {"h", "me"}
-    store.guest_member_left("h")
     store.guest_ended("You were removed by the host", "kicked")
     guest = store.get().guest
     assert guest is not None

@@ -67,7 +67,6 @@ class KeyedTable(DataTable[Cell]):
             if index != self.cursor_row:
                 self.move_cursor(row=index, scroll=False)
 
-
     def fit_columns(self) -> None:
         """Each column back to its widest cell now. Updates only grow columns (see the
         module doc), so a short table calls this when its layout must give room back."""
