@@ -80,7 +80,7 @@ class HostService:
             self.config = config
         self.certificate: HostCertificate | None = None
         self.core = HostSession(config, self.session_id, clock or SystemClock())
-        self.server = SessionServer(self.core, self._on_effect, tick_period=_tick_period(config))
+        self.server = SessionServer(self.core, self._on_events, tick_period=_tick_period(config))
         if advertiser is None and config.discovery:
             advertiser = SessionAdvertiser(config.interfaces)
         self._advertiser = advertiser
@@ -212,11 +212,11 @@ class HostService:
 
     # Core effects -> store ------------------------------------------------------
 
-    def _on_effect(self, effect: HostEffect) -> None:
+    def _on_events(self, events: list[HostEffect]) -> None:
         """Every effect the server does not carry out itself goes to the store's one reducer
         (the log included: the app mirrors it to its file, the headless host prints it)."""
-        self.store.host_effects([effect])
-        if isinstance(effect, MemberAdded | MemberRemoved | PinChanged):
+        self.store.host_effects(events)
+        if any(isinstance(e, MemberAdded | MemberRemoved | PinChanged) for e in events):
             self._advertise_count()
 
     def _advertise_count(self) -> None:

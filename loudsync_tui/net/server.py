@@ -48,12 +48,12 @@ class SessionServer:
     def __init__(
         self,
         session: HostSession,
-        on_effect: Callable[[HostEffect], None],
+        on_events: Callable[[list[HostEffect]], None],
         *,
         tick_period: float = 1.0,
     ) -> None:
         self.session = session
-        self._on_effect = on_effect
+        self._on_events = on_events
         self._tick_period = tick_period
         self._sockets: dict[ConnId, ServerConnection] = {}
         self._ids = itertools.count(1)
@@ -116,6 +116,9 @@ class SessionServer:
         return {conn: ws.transport.get_write_buffer_size() for conn, ws in self._sockets.items()}
 
     def apply(self, effects: Iterable[HostEffect]) -> None:
+        """Carry out the socket effects; hand the rest (member events, logs) on in one go,
+        so one input (a JOIN: a member added and a log line) is one store change."""
+        events: list[HostEffect] = []
         for effect in effects:
             if isinstance(effect, Send):
                 ws = self._sockets.get(effect.conn)
@@ -135,7 +138,9 @@ class SessionServer:
                 if ws is not None:
                     self._close_later(ws, effect.code, effect.reason)
             else:
-                self._on_effect(effect)
+                events.append(effect)
+        if events:
+            self._on_events(events)
 
     # Sockets ------------------------------------------------------------------
 
@@ -167,13 +172,15 @@ class SessionServer:
         if transport.is_closing() or transport.get_write_buffer_size() <= limit:
             return
         member = self.session.member_of(conn)
-        self._on_effect(
-            Log(
-                "warning",
-                f"{member or _format_address(ws.remote_address)} stopped reading "
-                f"({transport.get_write_buffer_size()} bytes unsent, limit {limit}); "
-                "dropped the link",
-            )
+        self._on_events(
+            [
+                Log(
+                    "warning",
+                    f"{member or _format_address(ws.remote_address)} stopped reading "
+                    f"({transport.get_write_buffer_size()} bytes unsent, limit {limit}); "
+                    "dropped the link",
+                )
+            ]
         )
         transport.abort()
 
