@@ -144,7 +144,7 @@ async def _burst(
     key_hits: list[float] = []
     started = time.monotonic()
     for i in range(updates):
-        store.host_member_updated(_member(i % members + 1, base + i % 7))
+        store.host_member_joined(_member(i % members + 1, base + i % 7))  # replaces the row
         if i % chunk == chunk - 1:
             if not key_at and i + 1 >= updates // 3:
                 key_at.append(time.monotonic())
@@ -171,7 +171,7 @@ async def _burst(
 async def measure(
     members: int = 1000, updates: int = 1000, chunk: int = 50, repeats: int = 5
 ) -> dict[str, Any]:
-    """`repeats` bursts of `updates` host_member_updated actions, `chunk` per loop turn."""
+    """`repeats` bursts of `updates` rows replaced (host_member_joined), `chunk` per loop turn."""
     store = AppStore()
     settings = AppSettings.for_device("Grace", "dev-grace")
     services = Services(host=_Host, guest=_no_guest, browser=None)

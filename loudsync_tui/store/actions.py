@@ -137,25 +137,9 @@ class AppStore(Store[AppState]):
             lambda h: replace(h, members=_frozen({**h.members, member.id: member}))
         )
 
-    def host_member_updated(self, member: Member) -> None:
-        self.host_member_joined(member)
-
-    def host_member_left(self, member_id: str) -> None:
-        self._update_hosting(
-            lambda h: replace(
-                h, members=_frozen({k: v for k, v in h.members.items() if k != member_id})
-            )
-        )
-
     def host_effects(self, effects: Iterable[HostEffect]) -> None:
         """What the host core did, as one store change (see `reduce_host`)."""
         self.set(lambda s: reduce_host(s, effects, self.clock()))
-
-    def host_bans_set(self, devices: frozenset[str], addresses: frozenset[str]) -> None:
-        self._update_hosting(lambda h: replace(h, banned=devices, banned_addresses=addresses))
-
-    def host_pin_set(self, pin: str | None) -> None:
-        self._update_hosting(lambda h: replace(h, pin=pin))
 
     def _update_hosting(self, change: Callable[[HostingState], HostingState]) -> None:
         def update(s: AppState) -> AppState:

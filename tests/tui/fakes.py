@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.protocol import MemberInfo
 from loudsync_tui.store import AppStore, ConnectionState, Member
 from loudsync_tui.tui.services import Services
 from loudsync_tui.tui.simulated_host import CLOSED_REASON, SimulatedHost
@@ -34,6 +35,11 @@ def member(
         device_type="terminal",
         address="" if host else (address or f"192.168.1.{30 + n}"),
     )
+
+
+def info_of(row: Member) -> MemberInfo:
+    """The row as the host core's effects carry it."""
+    return MemberInfo(row.id, row.name, row.is_host, row.status, row.joined_at, row.latency)
 
 
 class FakeHost(SimulatedHost):

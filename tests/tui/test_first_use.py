@@ -8,7 +8,6 @@ from dataclasses import replace
 
 from textual.widgets import Static
 
-from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession
 from loudsync_tui.tui import format
 from loudsync_tui.tui.app import LoudsyncApp
@@ -22,12 +21,11 @@ from loudsync_tui.tui.screens.guest import GuestScreen
 from loudsync_tui.tui.screens.help import HelpScreen
 from loudsync_tui.tui.screens.host import HostScreen
 from loudsync_tui.tui.services import HostRunner
-from loudsync_tui.tui.widgets.member_table import MemberTable
 from loudsync_tui.tui.widgets.session_table import SessionTable
 from tests.tui.fakes import FakeServices
 from tests.tui.helpers import wait_for
 from tests.tui.test_host_screen import start_hosting
-from tests.tui.test_live import guest_app, guest_config, host_app
+from tests.tui.test_live import guest_app, guest_joins, host_app
 
 
 def screen_text(app: LoudsyncApp) -> str:
@@ -273,13 +271,7 @@ async def test_kick_dialog_without_a_known_address_offers_no_address_ban(
 async def test_a_real_host_knows_where_a_guest_joined_from() -> None:
     app = host_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.store.get().hosting is not None)
-        hosting = app.store.get().hosting
-        assert hosting is not None
-        guest = GuestService(guest_config(hosting.address), AppStore())
-        guest.start()
-        table = app.screen.query_one(MemberTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
+        guest, _table = await guest_joins(app, pilot)
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))
         assert "a kick and ban 127.0.0.1" in dialog_text(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loudsync_tui.core.effects import MemberChanged, MemberRemoved
 from loudsync_tui.store import AppStore
 from loudsync_tui.tui.app import LoudsyncApp
 from loudsync_tui.tui.dialogs.confirm import ConfirmDialog
@@ -10,7 +11,7 @@ from loudsync_tui.tui.dialogs.text_prompt import TextPrompt
 from loudsync_tui.tui.screens.browse import BrowseScreen
 from loudsync_tui.tui.screens.host import HostScreen
 from loudsync_tui.tui.widgets.member_table import MemberTable
-from tests.tui.fakes import FakeServices, member
+from tests.tui.fakes import FakeServices, info_of, member
 from tests.tui.helpers import wait_for
 
 
@@ -45,8 +46,13 @@ async def test_member_rows_update_in_place(app: LoudsyncApp, store: AppStore) ->
         await wait_for(pilot, lambda: table.row_count == 4)
         await pilot.press("down", "down")
         assert table.selected_key == "dev-0002"
-        store.host_member_updated(member(2, latency=42.0))
-        store.host_member_left("dev-0001")
+        changed = member(2, latency=42.0)
+        store.host_effects(
+            [
+                MemberChanged(info_of(changed), changed.device_type),
+                MemberRemoved("dev-0001", "Member 1", "left"),
+            ]
+        )
         await wait_for(pilot, lambda: table.row_count == 3)
         assert table.selected_key == "dev-0002"
         assert str(table.get_cell("dev-0002", "latency")) == "42"

@@ -132,16 +132,22 @@ async def test_host_closing_sends_the_guest_back_to_browse(bare_host: HostServic
         assert any(n.title == "Session closed" for n in app._notifications)
 
 
+async def guest_joins(app: LoudsyncApp, pilot: object) -> tuple[GuestService, MemberTable]:
+    """Ada, a real guest, joins the session the app hosts: once both rows show."""
+    await wait_for(pilot, lambda: app.store.get().hosting is not None)  # type: ignore[arg-type]
+    hosting = app.store.get().hosting
+    assert hosting is not None
+    guest = GuestService(guest_config(hosting.address), AppStore())
+    guest.start()
+    table = app.screen.query_one(MemberTable)
+    await wait_for(pilot, lambda: table.row_count == 2)  # type: ignore[arg-type]
+    return guest, table
+
+
 async def test_host_table_shows_the_guest_with_latency_and_k_y_kicks() -> None:
     app = host_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.store.get().hosting is not None)
-        hosting = app.store.get().hosting
-        assert hosting is not None
-        guest = GuestService(guest_config(hosting.address), AppStore())
-        guest.start()
-        table = app.screen.query_one(MemberTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
+        guest, table = await guest_joins(app, pilot)
         await wait_for(pilot, lambda: str(table.get_cell(ADA_ID, "latency")) != "—")
         await pilot.press("down", "k")
         await wait_for(pilot, lambda: isinstance(app.screen, KickDialog))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
+from loudsync_tui.core.effects import BansChanged, MemberChanged, MemberRemoved, PinChanged
+from loudsync_tui.protocol import MemberInfo
 from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession, HostingState, Member
 from loudsync_tui.store.state import LOG_LIMIT
 from loudsync_tui.store.store import Store
@@ -174,18 +176,23 @@ def test_hosting_actions() -> None:
     guest = Member("g", "Ada", False, "connected", 2)
     store.host_members_set([host])
     store.host_member_joined(guest)
-    store.host_member_updated(replace(guest, latency=4.0))
+    info = MemberInfo("g", "Ada", False, "connected", 2, latency=4.0)
+    store.host_effects([MemberChanged(info, "")])  # what the host core said: one reducer
     hosting = store.get().hosting
     assert hosting is not None
     assert hosting.members["g"].latency == 4.0
-    store.host_member_left("g")
-    store.host_bans_set(frozenset({"g"}), frozenset({"10.0.0.9"}))
+    store.host_effects(
+        [
+            MemberRemoved("g", "Ada", "kicked"),
+            BansChanged(frozenset({"g"}), frozenset({"10.0.0.9"}), (("g", "Ada"),)),
+        ]
+    )
     hosting = store.get().hosting
     assert hosting is not None
     assert list(hosting.members) == ["h"]
     assert hosting.banned == {"g"}
     assert hosting.banned_addresses == {"10.0.0.9"}
-    store.host_pin_set("4321")
+    store.host_effects([PinChanged("4321")])
     hosting = store.get().hosting
     assert hosting is not None
     assert hosting.pin == "4321"
