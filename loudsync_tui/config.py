@@ -63,6 +63,9 @@ class GuestConfig:
     reconnect_jitter: float = 0.25
     """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
     max_frame_size: int = 1024 * 1024
+    audio: bool = False
+    """Ask the host for the audio frames (a member with speakers); False: the playback
+    state only (a remote control). The CLI asks for audio unless `--no-audio`."""
     clock_burst: int = 30
     """Clock probes in the first second after WELCOME, for a first session-clock estimate
     within a second; 0 for a guest that needs no sample-accurate clock (a remote control)."""

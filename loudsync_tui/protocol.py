@@ -84,6 +84,7 @@ MAX_WALL_MS: Final = 32_503_680_000_000
 always formats (`10**23` would overflow the local-time conversion)."""
 MAX_MEMBERS: Final = 10_000
 """The most members a session may have; a guest holds no more, whatever a host claims."""
+MAX_QUEUE: Final = 1_000_000
 Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_WALL_MS)]
 PositiveMillis = Annotated[int, msgspec.Meta(gt=0, le=86_400_000)]
 """A duration such as the heartbeat interval: at most a day."""
@@ -190,6 +191,9 @@ class Join(_Message, tag="JOIN", frozen=True):
     proof: JoinProof | None = None
     """Proves that the device holds the key its id is derived from; absent from Phase 1
     clients, which only a host allowing unproven guests admits."""
+    audio: bool | None = None
+    """True: send this member the audio frames. False or absent (Phase 1 clients, remote
+    controls, screens without speakers): only the playback state, never binary frames."""
 
 
 class Leave(_Message, tag="LEAVE", frozen=True):
@@ -207,6 +211,19 @@ class Ping(_Message, tag="PING", frozen=True):
     """The guest's monotonic clock (µs) when it wrote this PING: the session clock's t1."""
     clock_uncertainty_us: Annotated[float, msgspec.Meta(ge=0, le=3_600_000_000)] | None = None
     """How well the guest knows the session clock now (µs), so the host can show it."""
+    sync: SyncReport | None = None
+    """How the guest's speakers follow the timeline, while it plays audio."""
+
+
+class SyncReport(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """A playing member's output against the session timeline, for the host's table."""
+
+    error_us: Annotated[float, msgspec.Meta(ge=-3_600_000_000, le=3_600_000_000)]
+    """Where its output is minus where it should be (µs): positive plays late."""
+    underruns: Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+    buffer_ms: Annotated[float, msgspec.Meta(ge=0, le=3_600_000)]
+    rate_ratio: Annotated[float, msgspec.Meta(gt=0, le=2)]
+    """Source samples per output frame: 1 plus the drift being corrected."""
 
 
 # Host to guest ---------------------------------------------------------------
@@ -257,6 +274,49 @@ class Pong(_Message, tag="PONG", frozen=True):
     """Session clock when the host wrote this PONG (t3)."""
 
 
+TrackId = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+Sample = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+"""A sample index in a track, at 48 kHz."""
+EpochNumber = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Tag = Annotated[str, msgspec.Meta(max_length=200, pattern=PRINTABLE)]
+
+
+class Track(_Message, tag="TRACK", frozen=True):
+    """The track the next epochs play, with its tags, before any PLAY of it."""
+
+    track_id: TrackId
+    title: Tag
+    artist: Tag | None = None
+    album: Tag | None = None
+    duration_ms: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    position: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUEUE)] = 0
+    """Its place in the host's queue (0 = first), and the queue's length."""
+    queue_length: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUEUE)] = 0
+
+
+class _EpochMessage(_Message, frozen=True):
+    """A new epoch: sample `sample` of track `track_id` plays at session time `at_us`, and
+    on at 48 kHz while playing. Audio of older epochs is dropped on receipt."""
+
+    epoch: EpochNumber
+    track_id: TrackId
+    at_us: Micros
+    sample: Sample
+
+
+class Play(_EpochMessage, tag="PLAY", frozen=True):
+    pass
+
+
+class Pause(_EpochMessage, tag="PAUSE", frozen=True):
+    """Output stops at `at_us`, with `sample` the next one to play on resume."""
+
+
+class Seek(_EpochMessage, tag="SEEK", frozen=True):
+    playing: bool = True
+    """A seek while paused moves the position and stays paused."""
+
+
 class Error(_Message, tag="ERROR", frozen=True):
     code: ErrorCode
     message: Text
@@ -276,6 +336,10 @@ Message = (
     | Kicked
     | SessionClosed
     | Pong
+    | Track
+    | Play
+    | Pause
+    | Seek
     | Error
 )
 
@@ -292,6 +356,10 @@ MESSAGE_TYPES: Final[tuple[type[_Message], ...]] = (
     Kicked,
     SessionClosed,
     Pong,
+    Track,
+    Play,
+    Pause,
+    Seek,
     Error,
 )
 

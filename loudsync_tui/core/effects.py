@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from loudsync_tui.protocol import LeftReason, MemberInfo, Message
+from loudsync_tui.protocol import LeftReason, MemberInfo, Message, SyncReport
 
 ConnId = int
 LogLevel = Literal["info", "warning", "error"]
@@ -35,6 +35,13 @@ class Close:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AudioWanted:
+    """A member that takes audio just joined: the streamer sends it what is still to play."""
+
+    conn: ConnId
+
+
 # Events the host adapter turns into store actions and log lines ---------------
 
 
@@ -55,6 +62,8 @@ class MemberChanged:
     """The IP its connection now comes from (a resume may come from another one)."""
     clock_uncertainty_us: float | None = None
     """How well it knows the session clock, as it last said (the host's table only)."""
+    sync: SyncReport | None = None
+    """How its speakers follow the timeline, as it last said (while it plays audio)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +115,6 @@ HostEffect = (
     | MemberRemoved
     | BansChanged
     | PinChanged
+    | AudioWanted
     | Log
 )

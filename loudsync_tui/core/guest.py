@@ -19,11 +19,13 @@ machine over modules. The parts that stand alone are beside it: its effects and 
 from __future__ import annotations
 
 import random
+from typing import Literal
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.clock_sync import ClockEstimator, ClockSample, ProbeSchedule
 from loudsync_tui.core.effects import Log, LogLevel
+from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.guest_effects import (
     ClockEstimated,
     Connect,
@@ -31,6 +33,7 @@ from loudsync_tui.core.guest_effects import (
     Disconnect,
     EndCode,
     Ended,
+    EpochChanged,
     GuestEffect,
     HostFacts,
     LatencyMeasured,
@@ -41,6 +44,7 @@ from loudsync_tui.core.guest_effects import (
     PinHost,
     SecurityKnown,
     StateChanged,
+    TrackAnnounced,
     Transmit,
     Welcomed,
 )
@@ -63,10 +67,15 @@ from loudsync_tui.protocol import (
     MemberList,
     MemberUpdated,
     Message,
+    Pause,
     Ping,
+    Play,
     Pong,
     ProtocolError,
+    Seek,
     SessionClosed,
+    SyncReport,
+    Track,
     Welcome,
     decode,
     should_reconnect,
@@ -82,6 +91,7 @@ __all__ = [
     "Disconnect",
     "EndCode",
     "Ended",
+    "EpochChanged",
     "GuestEffect",
     "GuestSession",
     "HostFacts",
@@ -93,6 +103,7 @@ __all__ = [
     "PinHost",
     "SecurityKnown",
     "StateChanged",
+    "TrackAnnounced",
     "Transmit",
     "Welcomed",
 ]
@@ -154,6 +165,9 @@ class GuestSession:
         self._received_us = 0
         self._told_uncertainty: float | None = None
         """The clock uncertainty this guest last reported to the host."""
+        self.epoch: Epoch | None = None
+        """The latest playback epoch the host announced."""
+        self._sync: SyncReport | None = None
 
     # Commands -------------------------------------------------------------------
 
@@ -283,6 +297,7 @@ class GuestSession:
             resume_token=self.resume_token,
             pin=self.config.pin,
             proof=proof,
+            audio=True if self.config.audio else None,  # absent: no frames, as in Phase 1
         )
         return [Transmit(join)]
 
@@ -386,9 +401,11 @@ class GuestSession:
                 if not resumed:  # another session, another clock, a host that knows nothing
                     self.clock_estimator.reset()
                     self._told_uncertainty = None
+                    self.epoch = None
                 self._probes = ProbeSchedule(
                     idle_interval=self._heartbeat_interval, burst=self.config.clock_burst
                 )
+                self._probes.playing = self.epoch is not None and self.epoch.playing
                 self._probes.connected(now)
                 first_ping = self._heartbeat(now, ping_only=True)
                 self._setup_ping = next(iter(self._pings))
@@ -415,6 +432,10 @@ class GuestSession:
                 return [MemberGone(member_id, reason)]
             case Pong():
                 return self._on_pong(message, now)
+            case Track():
+                return [TrackAnnounced(message)]
+            case Play() | Pause() | Seek():
+                return self._on_epoch(message)
             case Kicked(reason=reason):
                 return self._end(reason or "You were removed by the host", "kicked")
             case SessionClosed(reason=reason):
@@ -433,6 +454,22 @@ class GuestSession:
                 return [Log("warning", f"The host reported a problem: {text or code}")]
             case _:
                 return [Log("warning", f"Ignored {type_name(message)}: only guests send it")]
+
+    def _on_epoch(self, message: Play | Pause | Seek) -> list[GuestEffect]:
+        playing = message.playing if isinstance(message, Seek) else isinstance(message, Play)
+        kind: Literal["play", "pause", "seek"] = (
+            "seek" if isinstance(message, Seek) else "play" if playing else "pause"
+        )
+        epoch = Epoch(message.epoch, message.track_id, playing, message.at_us, message.sample)
+        if self.epoch is not None and epoch.number <= self.epoch.number:
+            return []  # a replay of what is known (a resume sends the state again)
+        self.epoch = epoch
+        self._probes.playing = playing  # the skew is tracked closely while music plays
+        return [EpochChanged(epoch, kind)]
+
+    def report_sync(self, report: SyncReport | None) -> None:
+        """How this guest's output follows the timeline; the next PING carries it."""
+        self._sync = report
 
     def _admit_members(self, members: list[MemberInfo]) -> list[MemberInfo]:
         """The members this guest will hold: known ones, and new ones while there is room.
@@ -490,6 +527,7 @@ class GuestSession:
             latency=latency,
             sent_us=self.clock.monotonic_us(),
             clock_uncertainty_us=uncertainty,
+            sync=self._sync,
         )
         return [Transmit(ping)]
 

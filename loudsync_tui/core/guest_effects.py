@@ -12,7 +12,8 @@ from typing import Literal
 
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import Log, LogLevel
-from loudsync_tui.protocol import LeftReason, MemberInfo, Message, Welcome
+from loudsync_tui.core.epoch import Epoch
+from loudsync_tui.protocol import LeftReason, MemberInfo, Message, Track, Welcome
 
 EndCode = Literal["left", "kicked", "closed", "refused", "failed", "untrusted", "pin"]
 
@@ -141,6 +142,21 @@ class ClockEstimated:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackAnnounced:
+    """The host's TRACK: what plays next, with its tags."""
+
+    track: Track
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChanged:
+    """PLAY, PAUSE or SEEK: from `epoch.t0_us` on, the timeline is this epoch's."""
+
+    epoch: Epoch
+    kind: Literal["play", "pause", "seek"]
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """The membership is over; `code` says why, `reason` is for people."""
 
@@ -169,6 +185,8 @@ GuestEffect = (
     | MemberGone
     | LatencyMeasured
     | ClockEstimated
+    | TrackAnnounced
+    | EpochChanged
     | Ended
     | Log
 )

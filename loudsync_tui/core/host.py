@@ -25,6 +25,7 @@ from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import Clock
 from loudsync_tui.core.effects import (
     LEFT_WORDS,
+    AudioWanted,
     BansChanged,
     Broadcast,
     Close,
@@ -57,11 +58,16 @@ from loudsync_tui.protocol import (
     MemberList,
     MemberUpdated,
     Message,
+    Pause,
     Ping,
+    Play,
     Pong,
     ProtocolError,
+    Seek,
     SessionClosed,
     SessionInfo,
+    SyncReport,
+    Track,
     Welcome,
     decode,
     type_name,
@@ -112,6 +118,9 @@ class _Member:
     proven: bool | None = None
     """Whether the JOIN proved the device key; None for the host's own row."""
     clock_uncertainty_us: float | None = None
+    audio: bool = False
+    """It asked for the audio frames at JOIN (False: the playback state only)."""
+    sync: SyncReport | None = None
 
     def info(self) -> MemberInfo:
         return MemberInfo(
@@ -125,7 +134,9 @@ class _Member:
         )
 
     def changed(self) -> MemberChanged:
-        return MemberChanged(self.info(), self.device_type, self.ip, self.clock_uncertainty_us)
+        return MemberChanged(
+            self.info(), self.device_type, self.ip, self.clock_uncertainty_us, self.sync
+        )
 
 
 @dataclass(slots=True)
@@ -164,6 +175,8 @@ class HostSession:
         self.pin = config.pin or None
         self._pin_guard = PinGuard()
         self._pending = _Pending()
+        self._now_playing: list[Track | Play | Pause | Seek] = []
+        """The current TRACK and epoch message: a member that joins late gets them."""
         host = _Member(
             id=config.host_id,
             name=config.host_name,
@@ -446,6 +459,7 @@ class HostSession:
             resume_token=secrets.token_urlsafe(16),
             last_seen=now,
             proven=join.proof is not None,
+            audio=bool(join.audio),
         )
         self._members[member.id] = member
         c.member_id = member.id
@@ -514,6 +528,7 @@ class HostSession:
         member.dropped_at = None
         member.last_seen = self.clock.monotonic()
         member.name = join.device.name
+        member.audio = bool(join.audio)
         c.member_id = member.id
         self._set_status(member, "connected")
         effects += self._welcome(c, member)
@@ -536,6 +551,8 @@ class HostSession:
                 ),
             ),
             Send(c.id, MemberList(timestamp=now, members=self.members)),
+            *(Send(c.id, message) for message in self._now_playing),
+            *([AudioWanted(c.id)] if member.audio else []),
         ]
 
     def _refuse(
@@ -566,10 +583,16 @@ class HostSession:
                 )
                 effects: list[HostEffect] = [Send(c.id, pong)]
                 reported = message.clock_uncertainty_us
+                changed = False
                 if reported is not None and uncertainty_changed(
                     member.clock_uncertainty_us, reported
                 ):
                     member.clock_uncertainty_us = reported
+                    changed = True
+                if message.sync is not None and message.sync != member.sync:
+                    member.sync = message.sync
+                    changed = True
+                if changed:
                     effects.append(member.changed())  # the host's table only: not broadcast
                 if latency is not None and latency != member.latency:
                     member.latency = latency
@@ -643,6 +666,25 @@ class HostSession:
         if not conns:
             return []
         return [Broadcast(conns, MemberUpdated(timestamp=self.clock.wall_ms(), members=changed))]
+
+    # Playback -----------------------------------------------------------------------
+
+    def announce(self, message: Track | Play | Pause | Seek) -> list[HostEffect]:
+        """Tell every member about a new track or epoch; kept for those who join later."""
+        if isinstance(message, Track):
+            self._now_playing = [message]
+        else:
+            self._now_playing = [*self._now_playing[:1], message]
+        conns = self._joined_conns()
+        return [Broadcast(conns, message)] if conns else []
+
+    def audio_conns(self) -> tuple[ConnId, ...]:
+        """The connections that get audio frames: joined members that asked for them."""
+        return tuple(
+            m.conn
+            for m in self._members.values()
+            if m.audio and m.conn is not None and not self._conns[m.conn].closing
+        )
 
     def _joined_conns(self, exclude: ConnId | None = None) -> tuple[ConnId, ...]:
         return tuple(

@@ -15,7 +15,8 @@ from typing import TypeVar
 
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import HostEffect
-from loudsync_tui.protocol import now_ms
+from loudsync_tui.core.epoch import Epoch
+from loudsync_tui.protocol import SyncReport, now_ms
 from loudsync_tui.store.host_reducer import reduce_host
 from loudsync_tui.store.state import (
     LOG_LIMIT,
@@ -27,6 +28,8 @@ from loudsync_tui.store.state import (
     LogEntry,
     LogLevel,
     Member,
+    NowPlaying,
+    PlaybackState,
     listed,
     unlisted,
 )
@@ -241,5 +244,32 @@ class AppStore(Store[AppState]):
     def _update_guest(self, change: Callable[[GuestState], GuestState]) -> None:
         def update(s: AppState) -> AppState:
             return s if s.guest is None else replace(s, guest=change(s.guest))
+
+        self.set(update)
+
+    # Playback -------------------------------------------------------------------
+
+    def playback_track(self, track: NowPlaying) -> None:
+        self._update_playback(lambda p: replace(p, track=track, ended=False))
+
+    def playback_epoch(self, epoch: Epoch) -> None:
+        self._update_playback(lambda p: replace(p, epoch=epoch, ended=False))
+
+    def playback_ended(self) -> None:
+        self._update_playback(lambda p: replace(p, ended=True))
+
+    def playback_output(self, output: str | None) -> None:
+        self._update_playback(lambda p: p if p.output == output else replace(p, output=output))
+
+    def playback_sync(self, sync: SyncReport | None) -> None:
+        self._update_playback(lambda p: p if p.sync == sync else replace(p, sync=sync))
+
+    def playback_cleared(self) -> None:
+        self._update_playback(lambda p: PlaybackState())
+
+    def _update_playback(self, change: Callable[[PlaybackState], PlaybackState]) -> None:
+        def update(s: AppState) -> AppState:
+            playback = change(s.playback)
+            return s if playback is s.playback else replace(s, playback=playback)
 
         self.set(update)

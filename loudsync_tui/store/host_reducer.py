@@ -53,7 +53,9 @@ def reduce_host(state: AppState, effects: Iterable[HostEffect], now_ms: int) -> 
                 changed_members = True
             case MemberChanged(member=info, device_type=device, address=address):
                 row = member_from_info(info, device, address)
-                members[info.id] = replace(row, clock_uncertainty_us=effect.clock_uncertainty_us)
+                members[info.id] = replace(
+                    row, clock_uncertainty_us=effect.clock_uncertainty_us, sync=effect.sync
+                )
                 changed_members = True
             case MemberRemoved(member_id=member_id):
                 changed_members |= members.pop(member_id, None) is not None

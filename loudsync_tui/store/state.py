@@ -13,8 +13,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from loudsync_tui.core.clock_sync import ClockEstimate
+from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.guest_effects import ConnectionState  # owned by the core; shown here
-from loudsync_tui.protocol import ConnectionStatus, LeftReason
+from loudsync_tui.protocol import ConnectionStatus, LeftReason, SyncReport
 
 LogLevel = Literal["info", "warning", "error"]
 
@@ -41,6 +42,8 @@ class Member:
     address: str = ""
     """The IP the host sees it at ("" on a guest's screen and for the host's own row):
     what kick-and-ban would ban."""
+    sync: SyncReport | None = None
+    """How its speakers follow the timeline, as it last reported (while it plays audio)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,35 @@ class GuestState:
 
 
 @dataclass(frozen=True, slots=True)
+class NowPlaying:
+    """The track the session plays, from its TRACK message (or the host's queue)."""
+
+    track_id: int
+    title: str
+    artist: str | None = None
+    album: str | None = None
+    duration_ms: int | None = None
+    position: int = 0
+    """Its place in the queue (0-based), and the queue's length."""
+    queue_length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackState:
+    """What this app plays or follows: host and guest alike."""
+
+    track: NowPlaying | None = None
+    epoch: Epoch | None = None
+    """The latest epoch; its `sample_at(session time)` is the position in the track."""
+    output: str | None = None
+    """This app's own speakers: a device name, or why there is no sound (one line)."""
+    sync: SyncReport | None = None
+    """This app's own output against the timeline; None while nothing plays here."""
+    ended: bool = False
+    """The queue played to its end."""
+
+
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     at: int
     """Wall clock, ms since the epoch."""
@@ -216,6 +248,7 @@ class AppState:
     discovery: DiscoveryState = field(default_factory=DiscoveryState)
     hosting: HostingState | None = None
     guest: GuestState | None = None
+    playback: PlaybackState = field(default_factory=PlaybackState)
     log: tuple[LogEntry, ...] = ()
 
 
@@ -230,6 +263,8 @@ __all__ = [
     "LeftReason",
     "LogEntry",
     "Member",
+    "NowPlaying",
+    "PlaybackState",
     "join_refusal",
     "rivals",
     "same_origin",

@@ -26,11 +26,15 @@ from loudsync_tui.protocol import (
     MemberList,
     MemberUpdated,
     Message,
+    Pause,
     Ping,
+    Play,
     Pong,
     ProtocolError,
+    Seek,
     SessionClosed,
     SessionInfo,
+    Track,
     Welcome,
     decode,
     encode,
@@ -73,11 +77,15 @@ SAMPLES: list[Message] = [
     Pong(timestamp=T + 2, ping_timestamp=T, received_at=T + 1),
     Error(timestamp=T, code=ErrorCode.SESSION_FULL, message="full", details={"maxMembers": 10}),
     Error(timestamp=T, code=ErrorCode.RATE_LIMITED, message="slow down"),
+    Track(timestamp=T, track_id=1, title="Song", artist="Band", duration_ms=1000),
+    Play(timestamp=T, epoch=1, track_id=1, at_us=250_000, sample=0),
+    Pause(timestamp=T, epoch=2, track_id=1, at_us=500_000, sample=12_000),
+    Seek(timestamp=T, epoch=3, track_id=1, at_us=750_000, sample=96_000, playing=False),
 ]
 
 
-def test_samples_cover_all_thirteen_types() -> None:
-    assert len(MESSAGE_TYPES) == 13
+def test_samples_cover_all_seventeen_types() -> None:
+    assert len(MESSAGE_TYPES) == 17
     assert {type(m) for m in SAMPLES} == set(MESSAGE_TYPES)
 
 

@@ -1,0 +1,110 @@
+"""Playback in the session cores: the host tells every member (late joiners too), sends
+audio only to those that asked; a guest turns epochs into effects and reports its sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loudsync_tui.core.effects import AudioWanted, Broadcast, MemberChanged, Send
+from loudsync_tui.core.epoch import Epoch
+from loudsync_tui.core.guest import EpochChanged, TrackAnnounced, Transmit
+from loudsync_tui.protocol import (
+    Heartbeat,
+    Join,
+    Pause,
+    Ping,
+    Play,
+    Seek,
+    SyncReport,
+    Track,
+    encode,
+)
+from tests.unit.test_guest_core import Guest, of, sent
+from tests.unit.test_host_core import SID, Host, T, join_msg, to
+
+TRACK = Track(timestamp=T, track_id=1, title="Song", queue_length=1)
+PLAY = Play(timestamp=T, epoch=1, track_id=1, at_us=250_000, sample=0)
+
+
+def join_with_audio(h: Host, conn: int, device_id: str, audio: bool | None) -> list[Any]:
+    h.open(conn)
+    message = join_msg(device_id)
+    message = Join(
+        timestamp=T,
+        session_id=SID,
+        protocol_version=1,
+        device=message.device,
+        audio=audio,
+    )
+    effects = h.core.received(conn, encode(message))
+    h.core.received(conn, encode(Heartbeat(timestamp=T)))
+    return effects
+
+
+def test_announce_reaches_every_member_and_audio_only_those_that_asked() -> None:
+    h = Host()
+    join_with_audio(h, 1, "dev-a", True)
+    join_with_audio(h, 2, "dev-b", None)  # a Phase 1 guest or a remote control
+    join_with_audio(h, 3, "dev-c", False)
+    assert h.core.audio_conns() == (1,)
+    (broadcast,) = h.core.announce(TRACK)
+    assert isinstance(broadcast, Broadcast)
+    assert set(broadcast.conns) == {1, 2, 3}
+
+
+def test_a_late_joiner_gets_the_track_and_epoch_after_the_member_list() -> None:
+    h = Host()
+    assert h.core.announce(TRACK) == []  # nobody to tell yet
+    h.core.announce(PLAY)
+    effects = join_with_audio(h, 1, "dev-a", True)
+    types = [type(m).__name__ for m in to(effects, 1)]
+    assert types[:4] == ["Welcome", "MemberList", "Track", "Play"]
+    assert AudioWanted(1) in effects
+    pause = Pause(timestamp=T, epoch=2, track_id=1, at_us=900_000, sample=31_200)
+    h.core.announce(pause)
+    later = join_with_audio(h, 2, "dev-b", None)
+    assert [m for m in to(later, 2) if isinstance(m, Track | Play | Pause)] == [TRACK, pause]
+    assert not any(isinstance(e, AudioWanted) for e in later)
+
+
+def test_a_sync_report_in_a_ping_reaches_the_hosts_table_only() -> None:
+    h = Host()
+    join_with_audio(h, 1, "dev-a", True)
+    report = SyncReport(error_us=-4.0, underruns=1, buffer_ms=240.0, rate_ratio=1.0002)
+    effects = h.core.received(1, encode(Ping(timestamp=T, sync=report)))
+    changed = [e for e in effects if isinstance(e, MemberChanged)]
+    assert changed[-1].sync == report
+    assert not any(isinstance(e, Broadcast) for e in effects)
+    assert any(isinstance(e, Send) for e in effects)  # the PONG
+
+
+def test_guest_turns_epoch_messages_into_effects_and_ignores_replays() -> None:
+    g = Guest()
+    g.connected()
+    (announced,) = of(g.feed(TRACK), TrackAnnounced)
+    assert announced.track == TRACK
+    (changed,) = of(g.feed(PLAY), EpochChanged)
+    assert changed == EpochChanged(Epoch(1, 1, True, 250_000, 0), "play")
+    assert of(g.feed(PLAY), EpochChanged) == []  # a resume sends the state again
+    seek = Seek(timestamp=T, epoch=2, track_id=1, at_us=5, sample=9, playing=False)
+    (paused,) = of(g.feed(seek), EpochChanged)
+    assert paused.kind == "seek"
+    assert not paused.epoch.playing
+
+
+def test_guest_asks_for_audio_only_when_configured_and_reports_sync_in_its_ping() -> None:
+    quiet = Guest()
+    quiet.core.start()
+    assert all(m.audio is None for m in sent(quiet.core.opened()) if isinstance(m, Join))
+    g = Guest(audio=True)
+    g.core.start()
+    (join,) = [m for m in sent(g.core.opened()) if isinstance(m, Join)]
+    assert join.audio is True
+    report = SyncReport(error_us=2.0, underruns=0, buffer_ms=200.0, rate_ratio=1.0)
+    g.core.report_sync(report)
+    g.connected()
+    pings = [
+        e.message for e in g.advance(5.0) if isinstance(e, Transmit) and isinstance(e.message, Ping)
+    ]
+    assert pings
+    assert pings[-1].sync == report
