@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from loudsync_tui import __version__
 from loudsync_tui.config import DEFAULT_PORT
@@ -76,6 +76,98 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def _number(kind: str, low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{kind} must be {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _add_output_options(parser: argparse.ArgumentParser, local: bool) -> None:
+    """This machine's speakers: the same for a guest and for the host playing along."""
+    if local:
+        parser.add_argument(
+            "--no-local-audio",
+            action="store_false",
+            dest="audio",
+            help="do not play on this machine's speakers (guests still get the music)",
+        )
+    else:
+        parser.add_argument(
+            "--no-audio",
+            action="store_false",
+            dest="audio",
+            help="join as a remote: playback state, no sound (and no audio sent here)",
+        )
+    parser.add_argument(
+        "--audio-device", default=None, metavar="NAME", help="output device (name or number)"
+    )
+    parser.add_argument(
+        "--list-audio-devices",
+        action="store_true",
+        help="list the output devices and exit",
+    )
+    parser.add_argument(
+        "--volume",
+        type=_number("a volume", 0.0, 1.5),
+        default=1.0,
+        help="0 to 1.5 (default: 1)",
+    )
+    parser.add_argument(
+        "--latency-offset-ms",
+        type=_number("an offset in ms", -2000.0, 2000.0),
+        default=0.0,
+        metavar="MS",
+        help="how much later than it reports this output really sounds (Bluetooth, HDMI); "
+        "plays that much earlier",
+    )
+    parser.add_argument(
+        "--output-latency-ms",
+        type=_number("a device buffer in ms", 1.0, 2000.0),
+        default=None,
+        metavar="MS",
+        help="the device buffer to ask for (default: the device's own)",
+    )
+    parser.add_argument(
+        "--dac-skew-ppm",
+        type=_number("a skew in ppm", -5000.0, 5000.0),
+        default=0.0,
+        metavar="N",
+        help="diagnostic: run the device N ppm off its rate, unknown to the player",
+    )
+
+
+def _add_playback_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--play",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="play these files and folders in order (anything FFmpeg reads)",
+    )
+    parser.add_argument("--loop", action="store_true", help="start the queue again at its end")
+    parser.add_argument(
+        "--codec",
+        choices=("opus", "pcm"),
+        default="opus",
+        help="opus (default, suits Wi-Fi) or pcm (least CPU, for wired LANs)",
+    )
+    parser.add_argument(
+        "--buffer-ms",
+        type=_number("a buffer in ms", 20.0, 10_000.0),
+        default=250.0,
+        metavar="MS",
+        help="how far ahead audio is sent; commands take effect this much later "
+        "(default: 250; 100 suits a wired LAN)",
+    )
 
 
 def _add_identity(parser: argparse.ArgumentParser, default: object = None) -> None:
@@ -248,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_interfaces(host, argparse.SUPPRESS)
     _add_no_tls(host, argparse.SUPPRESS)
     _add_host_options(host)
+    _add_playback_options(host)
+    _add_output_options(host, local=True)
 
     join = commands.add_parser("join", help="join a session by address")
     join.add_argument("address", metavar="ADDRESS", help="HOST[:PORT] or ws://HOST:PORT")
@@ -260,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_identity(join, argparse.SUPPRESS)
     _add_interfaces(join, argparse.SUPPRESS)
     _add_join_options(join)
+    _add_output_options(join, local=False)
 
     discover = commands.add_parser("discover", help="list the sessions on the LAN and exit")
     discover.add_argument(
@@ -284,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(PIN_NEEDS_TLS)  # exits 2, as any usage error, before anything starts
     if args.command in ("host", "join") and args.json and not args.headless:
         parser.error("--json goes with --headless")
+    if args.command in ("host", "join") and args.list_audio_devices:
+        from loudsync_tui.headless.audio_devices import run_list_devices
+
+        return run_list_devices()
     if args.command == "discover":
         from loudsync_tui.headless.discover import run_discover
 

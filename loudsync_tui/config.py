@@ -49,6 +49,39 @@ class HostConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """This machine's speakers, host and guest alike."""
+
+    enabled: bool = True
+    """False: no sound here (`--no-audio`, `--no-local-audio`); the session goes on."""
+    device: str | None = None
+    """A PortAudio output device name or index; None: the system default."""
+    latency_s: float | None = None
+    """The device buffer to ask for; None: PortAudio's default for the device."""
+    volume: float = 1.0
+    latency_offset_ms: float = 0.0
+    """How much later than it reports this output really sounds (Bluetooth, HDMI):
+    positive plays that much earlier, so it is heard on time."""
+    dac_skew_ppm: float = 0.0
+    """Diagnostic: open the device this far off its nominal rate, unknown to the player
+    (a sound card with a bad crystal), to prove drift correction."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackConfig:
+    """What the host plays."""
+
+    paths: tuple[str, ...] = ()
+    """Files and folders, queued in order (folders in natural order)."""
+    codec: str = "opus"
+    buffer_ms: float = 250.0
+    """How far ahead of its play time each chunk is sent; every command takes effect
+    this long after it is given. 100 ms suits a wired LAN."""
+    loop: bool = False
+    autoplay: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class GuestConfig:
     address: str
     """`HOST[:PORT]` or a `ws://` URL."""
@@ -114,6 +147,27 @@ def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> 
         pin=args.pin,
         key_dir=str(_config_dir(getattr(args, "config_dir", None))),
         allow_unproven=getattr(args, "allow_unproven", False),
+    )
+
+
+def output_config_from_args(args: argparse.Namespace) -> OutputConfig:
+    latency = getattr(args, "output_latency_ms", None)
+    return OutputConfig(
+        enabled=getattr(args, "audio", True),
+        device=getattr(args, "audio_device", None),
+        latency_s=None if latency is None else latency / 1000,
+        volume=getattr(args, "volume", 1.0),
+        latency_offset_ms=getattr(args, "latency_offset_ms", 0.0),
+        dac_skew_ppm=getattr(args, "dac_skew_ppm", 0.0),
+    )
+
+
+def playback_config_from_args(args: argparse.Namespace) -> PlaybackConfig:
+    return PlaybackConfig(
+        paths=tuple(getattr(args, "play", ())),
+        codec=getattr(args, "codec", "opus"),
+        buffer_ms=getattr(args, "buffer_ms", 250.0),
+        loop=getattr(args, "loop", False),
     )
 
 

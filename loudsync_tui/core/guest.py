@@ -81,6 +81,7 @@ from loudsync_tui.protocol import (
     should_reconnect,
     type_name,
 )
+from loudsync_tui.protocol_audio import MAGIC as AUDIO_MAGIC
 from loudsync_tui.security.device_key import sign_join
 from loudsync_tui.security.trust import Verdict, decide, host_label, with_overrides
 
@@ -168,6 +169,7 @@ class GuestSession:
         self.epoch: Epoch | None = None
         """The latest playback epoch the host announced."""
         self._sync: SyncReport | None = None
+        self._unasked_audio_logged = False
 
     # Commands -------------------------------------------------------------------
 
@@ -322,6 +324,11 @@ class GuestSession:
         stamps it as close to the socket as it can; default: now)."""
         self._last_received = self.clock.monotonic()
         self._received_us = self.clock.monotonic_us() if at_us is None else at_us
+        if isinstance(data, bytes) and data[:2] == AUDIO_MAGIC:
+            if self._unasked_audio_logged:  # audio this guest has no speakers for
+                return []
+            self._unasked_audio_logged = True
+            return [Log("warning", "The host sends audio this member did not ask for; ignored")]
         try:
             message = decode(data)
         except ProtocolError as exc:

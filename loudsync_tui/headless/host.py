@@ -6,7 +6,14 @@ import argparse
 import asyncio
 from dataclasses import replace
 
-from loudsync_tui.config import HostConfig, host_config_from_args
+from loudsync_tui.config import (
+    HostConfig,
+    OutputConfig,
+    PlaybackConfig,
+    host_config_from_args,
+    output_config_from_args,
+    playback_config_from_args,
+)
 from loudsync_tui.headless.console import (
     emit,
     emit_log,
@@ -16,18 +23,27 @@ from loudsync_tui.headless.console import (
     print_log,
     stdout,
 )
+from loudsync_tui.headless.playback_events import report_sync, watch_playback
 from loudsync_tui.net.host_service import HostService, HostStartError
+from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.security.certificate import comparison_code, readable
 from loudsync_tui.store import AppStore
 
 
-async def serve_headless(config: HostConfig, *, as_json: bool = False) -> int:
+async def serve_headless(
+    config: HostConfig,
+    *,
+    as_json: bool = False,
+    playback: PlaybackConfig | None = None,
+    output: OutputConfig | None = None,
+) -> int:
     store = AppStore()
     if as_json:
         emit_log(store)
     else:
         print_log(store)
-    service = HostService(config, store)
+    watch_playback(store, as_json=as_json)
+    service = HostService(config, store, playback=playback, output=output)
     try:
         await service.start()
     except HostStartError as exc:
@@ -59,7 +75,14 @@ async def serve_headless(config: HostConfig, *, as_json: bool = False) -> int:
     else:
         store.log_event("Serving unencrypted ws:// (--no-tls)", "warning")
     on_stop_signals(service.stop)
+    tasks = TaskOwner("headless host")
+    if as_json:
+        tasks.spawn(
+            report_sync(lambda: service.player.report() if service.player else None),
+            name="sync-reports",
+        )
     await service.wait_closed()
+    await tasks.aclose()
     return 0
 
 
@@ -73,4 +96,11 @@ def run_host(args: argparse.Namespace) -> int:
     config = host_config_from_args(args, identity.device_id, name)
     if not config.session_name:
         config = replace(config, session_name=f"{name}'s session")
-    return asyncio.run(serve_headless(config, as_json=args.json))
+    return asyncio.run(
+        serve_headless(
+            config,
+            as_json=args.json,
+            playback=playback_config_from_args(args),
+            output=output_config_from_args(args),
+        )
+    )

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import replace
 
-from loudsync_tui.config import GuestConfig, guest_config_from_args
+from loudsync_tui.audio.player import Player
+from loudsync_tui.config import (
+    GuestConfig,
+    OutputConfig,
+    guest_config_from_args,
+    output_config_from_args,
+)
 from loudsync_tui.core.latency import latency_changed
 from loudsync_tui.headless.console import (
     emit,
@@ -22,6 +29,7 @@ from loudsync_tui.headless.console import (
     print_log,
     stderr,
 )
+from loudsync_tui.headless.playback_events import report_sync, watch_playback
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
@@ -46,10 +54,36 @@ CLOCK_REPORT_INTERVAL = 1.0
 """`--json` reports the session clock this often (seconds) once it has an estimate."""
 
 
-async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
+async def open_speakers(output: OutputConfig | None, store: AppStore) -> Player | None:
+    """This member's player, or None (and the config then asks for no audio): with
+    `--no-audio`, or when there is no sound here, said in one line."""
+    if output is None or not output.enabled:
+        return None
+    player = Player(
+        device=output.device,
+        latency_s=output.latency_s,
+        dac_skew_ppm=output.dac_skew_ppm,
+        volume=output.volume,
+        latency_offset_ms=output.latency_offset_ms,
+    )
+    problem = await asyncio.to_thread(player.start)  # opening a device can take a while
+    if problem is not None:
+        store.log_event(f"No sound on this machine ({problem}); joining as a remote", "warning")
+        store.playback_output(None)
+        return None
+    store.playback_output(player.device_name or "default output")
+    return player
+
+
+async def join_headless(
+    config: GuestConfig, *, as_json: bool = False, output: OutputConfig | None = None
+) -> int:
     store = AppStore()
     stop_printing = emit_log(store) if as_json else print_log(store)
-    service = GuestService(config, store)
+    watch_playback(store, as_json=as_json)
+    player = await open_speakers(output, store)
+    config = replace(config, audio=player is not None)
+    service = GuestService(config, store, player=player)
     failed = asyncio.Event()
     shown_latency: list[float | None] = [None]
 
@@ -78,6 +112,8 @@ async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
     tasks = TaskOwner("headless join")
     if as_json:
         tasks.spawn(_report_clock(service), name="clock-reports")
+        if player is not None:
+            tasks.spawn(report_sync(player.report), name="sync-reports")
     ended = tasks.spawn(service.wait_ended(), name="ended")
     gave_up = tasks.spawn(failed.wait(), name="gave-up")
     await asyncio.wait({ended, gave_up}, return_when=asyncio.FIRST_COMPLETED)
@@ -88,12 +124,16 @@ async def join_headless(config: GuestConfig, *, as_json: bool = False) -> int:
         service.leave()
         await service.aclose()
         await tasks.aclose()
+        if player is not None:
+            player.close()
         if as_json:
             emit("ended", code="failed", reason=why)
         return fail(why, 1)
     end = ended.result()
     await service.aclose()
     await tasks.aclose()
+    if player is not None:
+        player.close()
     if as_json:
         emit("ended", code=end.code, reason=end.reason)
     if end.code == "untrusted":
@@ -130,4 +170,6 @@ def run_join(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
     config = guest_config_from_args(args, identity.device_id, name, identity.key.private)
-    return asyncio.run(join_headless(config, as_json=args.json))
+    return asyncio.run(
+        join_headless(config, as_json=args.json, output=output_config_from_args(args))
+    )

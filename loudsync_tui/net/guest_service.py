@@ -25,6 +25,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from loudsync_tui.audio.player import Player
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.effects import LEFT_WORDS, Log
@@ -35,6 +36,7 @@ from loudsync_tui.core.guest_effects import (
     ConnectionState,
     Disconnect,
     Ended,
+    EpochChanged,
     GuestEffect,
     HostFacts,
     LatencyMeasured,
@@ -45,6 +47,7 @@ from loudsync_tui.core.guest_effects import (
     PinHost,
     SecurityKnown,
     StateChanged,
+    TrackAnnounced,
     Transmit,
     Welcomed,
 )
@@ -64,11 +67,14 @@ from loudsync_tui.security.certificate import (
 from loudsync_tui.security.device_key import CHALLENGE_HEADER
 from loudsync_tui.security.trust import KnownHosts
 from loudsync_tui.store import AppStore, Member, member_from_info
+from loudsync_tui.store.state import NowPlaying
 
 log = logging.getLogger(__name__)
 
 BURST_LIMIT = 1000
 """Inputs handled back to back before the loop yields; bounds how long one burst holds it."""
+SYNC_REPORT_PERIOD = 1.0
+"""Seconds between readings of the speakers' sync figures (store, next PING)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +136,13 @@ class GuestService:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        player: Player | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.player = player
+        """This member's speakers; None for a remote control (no audio asked for)."""
+        self._next_report = 0.0
         self.clock = clock or SystemClock()
         self._rng = rng
         self.core: GuestSession | None = None
@@ -145,6 +155,7 @@ class GuestService:
         self._ended = asyncio.Event()
         self.end: Ended | None = None
         self._known: KnownHosts | None = None
+        self._told_problem = False
         self._draft: dict[str, Member] | None = None
 
     def start(self) -> None:
@@ -193,10 +204,13 @@ class GuestService:
             self._apply(core.start())
             while core.ended is None:
                 deadline = core.next_deadline()
+                if self.player is not None:
+                    deadline = min(deadline or self._next_report, self._next_report)
                 timeout = None if deadline is None else max(0.0, deadline - self.clock.monotonic())
                 try:
                     item = await asyncio.wait_for(self._inputs.get(), timeout)
                 except TimeoutError:
+                    self._report_sync(core)
                     self._apply(core.tick())
                     self._commit_members()
                     continue
@@ -208,6 +222,18 @@ class GuestService:
             self._finish(Ended(f"Internal error: {exc}", "failed"))
         finally:
             await self._shutdown()
+
+    def _report_sync(self, core: GuestSession) -> None:
+        now = self.clock.monotonic()
+        if self.player is None or now < self._next_report:
+            return
+        self._next_report = now + SYNC_REPORT_PERIOD
+        report = self.player.report()
+        core.report_sync(report)
+        self.store.playback_sync(report)
+        if self.player.problem is not None and not self._told_problem:
+            self._told_problem = True
+            self.store.log_event(f"Audio frames skipped: {self.player.problem}", "warning")
 
     def _drain(self, core: GuestSession) -> None:
         """Feed what has already arrived, so a burst of frames ends in one store change."""
@@ -250,6 +276,9 @@ class GuestService:
         if isinstance(item, _ConnectFailed):
             return core.connect_failed(item.error)
         if isinstance(item, _Frame):
+            if isinstance(item.data, bytes) and self.player is not None:
+                self.player.frame(item.data)  # audio: in order with the epochs, not the core's
+                return []
             return core.received(item.data, item.at_us)
         self._ws = None
         return core.closed(item.code, item.reason)
@@ -315,6 +344,24 @@ class GuestService:
                     store.guest_latency(latency)
                 case ClockEstimated(estimate=estimate):
                     store.guest_clock(estimate)
+                    if self.player is not None:
+                        self.player.set_clock(estimate)
+                case TrackAnnounced(track=track):
+                    store.playback_track(
+                        NowPlaying(
+                            track.track_id,
+                            track.title,
+                            track.artist,
+                            track.album,
+                            track.duration_ms,
+                            track.position,
+                            track.queue_length,
+                        )
+                    )
+                case EpochChanged(epoch=epoch):
+                    store.playback_epoch(epoch)
+                    if self.player is not None:
+                        self.player.set_epoch(epoch)
                 case Log(level=level, text=text):
                     store.log_event(text, level)
                 case Ended():

@@ -16,18 +16,31 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from loudsync_tui.config import HostConfig
+from loudsync_tui.audio.player import Player
+from loudsync_tui.audio.source import TrackError, TrackInfo, expand_paths, probe
+from loudsync_tui.config import HostConfig, OutputConfig, PlaybackConfig
 from loudsync_tui.core.clock import Clock, SystemClock
-from loudsync_tui.core.effects import HostEffect, MemberAdded, MemberRemoved, PinChanged
+from loudsync_tui.core.clock_sync import ClockEstimate
+from loudsync_tui.core.effects import (
+    AudioWanted,
+    HostEffect,
+    MemberAdded,
+    MemberRemoved,
+    PinChanged,
+)
 from loudsync_tui.core.host import HostSession
+from loudsync_tui.core.transport import EpochStarted, QueueEnded, TrackStarted, TransportEffect
 from loudsync_tui.identity import config_dir
+from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
+from loudsync_tui.protocol_audio import AudioCodec
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
 from loudsync_tui.security.pin import check_pin_format, generate_pin
 from loudsync_tui.store import AppStore, HostingState, member_from_info
+from loudsync_tui.store.state import NowPlaying
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +84,15 @@ class HostService:
         *,
         advertiser: Advertiser | None = None,
         clock: Clock | None = None,
+        playback: PlaybackConfig | None = None,
+        output: OutputConfig | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.playback = playback or PlaybackConfig()
+        self.output = output or OutputConfig()
+        self.streamer: AudioStreamer | None = None
+        self.player: Player | None = None
         self.session_id = config.session_id or secrets.token_urlsafe(6)
         if config.pin == "":
             config = replace(config, pin=generate_pin())
@@ -110,6 +129,7 @@ class HostService:
 
     async def start(self) -> None:
         cfg = self.config
+        tracks = await self._queue() if self.playback.paths else []
         if cfg.pin is not None and (problem := check_pin_format(cfg.pin)):
             raise HostStartError(f"Bad PIN: {problem}")
         if cfg.pin is not None and not cfg.tls:
@@ -149,10 +169,92 @@ class HostService:
             )
         )
         self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
+        if tracks:
+            await self._start_playback(tracks)
         if self._advertiser is not None:
             # mDNS probing takes about two seconds; guests can join by address meanwhile,
             # so the session is ready (and says so) as soon as it listens.
             self._announcing = self._tasks.spawn(self._announce(self._advertiser), name="announce")
+
+    async def _queue(self) -> list[TrackInfo]:
+        """The files to play, checked before anything listens: a file FFmpeg cannot read
+        is skipped with a warning; none playable, or a bad codec, stops the start."""
+        cfg = self.playback
+        if cfg.codec not in ("opus", "pcm"):
+            raise HostStartError(f"Unknown codec {cfg.codec!r}: choose opus or pcm")
+        tracks, skipped = await asyncio.to_thread(_queue, cfg.paths)
+        for why in skipped:
+            self.store.log_event(f"Skipped: {why}", "warning")
+        if not tracks:
+            raise HostStartError("Nothing to play: none of the given files could be read")
+        return tracks
+
+    async def _start_playback(self, tracks: list[TrackInfo]) -> None:
+        """Open the local speakers unless told not to, and start the music."""
+        cfg = self.playback
+        codec = AudioCodec.OPUS if cfg.codec == "opus" else AudioCodec.PCM
+        if self.output.enabled:
+            out = self.output
+            player = Player(
+                device=out.device,
+                latency_s=out.latency_s,
+                dac_skew_ppm=out.dac_skew_ppm,
+                volume=out.volume,
+                latency_offset_ms=out.latency_offset_ms,
+            )
+            problem = await asyncio.to_thread(player.start)
+            if problem is None:
+                self.player = player
+                # The host's own clock is the session clock: an exact mapping.
+                player.set_clock(ClockEstimate(-self.core.started_us, 0.0, 0.0, 0, 0, 0))
+                self.store.playback_output(player.device_name or "default output")
+            else:
+                self.store.playback_output(None)
+                self.store.log_event(f"No sound on this machine: {problem}", "warning")
+        self.streamer = AudioStreamer(
+            self.core,
+            self.server,
+            tracks,
+            on_events=self._on_events,
+            on_transport=self._on_transport,
+            codec=codec,
+            buffer_ms=cfg.buffer_ms,
+            loop=cfg.loop,
+            local=self.player,
+        )
+        self.streamer.start()
+        self._tasks.spawn(self._report_sync(), name="sync-report")
+        if cfg.autoplay:
+            self.streamer.play()
+
+    def _on_transport(self, effects: list[TransportEffect]) -> None:
+        for effect in effects:
+            match effect:
+                case TrackStarted(meta=meta):
+                    self.store.playback_track(
+                        NowPlaying(
+                            effect.track_id,
+                            meta.title,
+                            meta.artist,
+                            meta.album,
+                            meta.duration_ms,
+                            effect.position,
+                            effect.queue_length,
+                        )
+                    )
+                    by = f" by {meta.artist}" if meta.artist else ""
+                    self.store.log_event(f"Playing {meta.title!r}{by}")
+                case EpochStarted(epoch=epoch):
+                    self.store.playback_epoch(epoch)
+                case QueueEnded():
+                    self.store.playback_ended()
+
+    async def _report_sync(self) -> None:
+        """The local output's figures into the store, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.player is not None:
+                self.store.playback_sync(self.player.report())
 
     async def _announce(self, advertiser: Advertiser) -> None:
         try:
@@ -195,6 +297,8 @@ class HostService:
             return
         try:
             try:
+                if self.streamer is not None:
+                    await self.streamer.aclose()  # no chunk after the goodbye
                 await self.server.close(reason)
             finally:
                 # The announcement still probing and any advertisement update still
@@ -204,6 +308,8 @@ class HostService:
                 with contextlib.suppress(Exception):
                     await self._advertiser.stop()
         finally:
+            if self.player is not None:
+                self.player.close()
             self._closed.set()
             self.store.hosting_stopped(None)  # the core logged why
 
@@ -215,6 +321,9 @@ class HostService:
     def _on_events(self, events: list[HostEffect]) -> None:
         """Every effect the server does not carry out itself goes to the store's one reducer
         (the log included: the app mirrors it to its file, the headless host prints it)."""
+        for event in events:
+            if isinstance(event, AudioWanted) and self.streamer is not None:
+                self.streamer.catch_up(event.conn)
         self.store.host_effects(events)
         if any(isinstance(e, MemberAdded | MemberRemoved | PinChanged) for e in events):
             self._advertise_count()
@@ -229,6 +338,22 @@ class HostService:
 
     def _security(self) -> Security:
         return Security(self.fingerprint, self.core.pin is not None)
+
+
+def _queue(paths: Sequence[str]) -> tuple[list[TrackInfo], list[str]]:
+    """The playable tracks of `paths`, in order, and why each other one is not."""
+    try:
+        files = expand_paths(paths)
+    except TrackError as exc:
+        raise HostStartError(str(exc)) from None
+    tracks: list[TrackInfo] = []
+    skipped: list[str] = []
+    for path in files:
+        try:
+            tracks.append(probe(path))
+        except TrackError as exc:
+            skipped.append(str(exc))
+    return tracks, skipped
 
 
 async def _update_advertisement(advertiser: Advertiser, members: int, security: Security) -> None:

@@ -115,6 +115,14 @@ class SessionServer:
         """Bytes written to each connection that its peer has not taken yet (host side)."""
         return {conn: ws.transport.get_write_buffer_size() for conn, ws in self._sockets.items()}
 
+    def send_audio(self, conns: Iterable[ConnId], data: bytes) -> None:
+        """One binary audio frame, the same bytes to each connection; never waits."""
+        targets = [(c, ws) for c in conns if (ws := self._sockets.get(c)) is not None]
+        if targets:
+            broadcast([ws for _, ws in targets], data)
+            for conn, ws in targets:
+                self._check_backlog(conn, ws)
+
     def apply(self, effects: Iterable[HostEffect]) -> None:
         """Carry out the socket effects; hand the rest (member events, logs) on in one go,
         so one input (a JOIN: a member added and a log line) is one store change."""

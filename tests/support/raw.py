@@ -97,6 +97,7 @@ class RawGuest:
         *,
         key: DeviceKey | None = None,
         proof: JoinProof | None = None,
+        audio: bool | None = None,
     ) -> None:
         """JOIN; signed with `key` (or carrying `proof` as given), else unproven (Phase 1)."""
         if proof is None and key is not None:
@@ -109,6 +110,7 @@ class RawGuest:
                 device=DeviceInfo(device_id, name, "raw"),
                 resume_token=resume_token,
                 proof=proof,
+                audio=audio,
             )
         )
 

@@ -1,0 +1,211 @@
+"""The host streams a queue over real WebSockets: the state first, then every chunk a
+buffer ahead of its play time, the same bytes to each member that asked for audio."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from loudsync_tui.audio.codec import FRAME_SAMPLES
+from loudsync_tui.config import OutputConfig, PlaybackConfig
+from loudsync_tui.core.epoch import RATE
+from loudsync_tui.net.host_service import HostService, HostStartError
+from loudsync_tui.protocol import Message, Pause, Play, Seek, Track, decode
+from loudsync_tui.protocol_audio import AudioFrame, decode_frame
+from loudsync_tui.store import AppStore
+from tests.integration.conftest import FAST_HOST
+from tests.support.media import noise, write_wav
+from tests.support.raw import RawGuest
+from tests.support.waiting import eventually
+
+SILENT = OutputConfig(enabled=False)
+
+
+@dataclass
+class Listener:
+    """A raw guest that keeps every frame with the host's session time of its arrival."""
+
+    raw: RawGuest
+    host: HostService
+    messages: list[Message] = field(default_factory=list)
+    frames: list[tuple[int, AudioFrame]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def join(cls, host: HostService, device_id: str, *, audio: bool | None) -> Listener:
+        raw = await RawGuest.connect(host.port)
+        await raw.join(device_id, audio=audio)
+        raw.keep_alive()
+        listener = cls(raw, host)
+        listener.task = asyncio.create_task(listener._read())
+        return listener
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.raw.ws:
+                at = self.host.core.session_clock_us  # same machine: the same clock
+                if isinstance(data, bytes):
+                    self.frames.append((at, decode_frame(data)))
+                else:
+                    self.messages.append(decode(data))
+        except ConnectionClosed:
+            pass
+
+    def of(self, kind: type) -> list[Message]:
+        return [m for m in self.messages if isinstance(m, kind)]
+
+    async def close(self) -> None:
+        await self.raw.close()
+        if self.task is not None:
+            await self.task
+
+
+async def streaming_host(paths: list[Path], **playback: object) -> HostService:
+    config = PlaybackConfig(paths=tuple(str(p) for p in paths), codec="pcm", **playback)  # type: ignore[arg-type]
+    service = HostService(FAST_HOST, AppStore(), playback=config, output=SILENT)
+    await service.start()
+    return service
+
+
+def assemble(frames: list[AudioFrame], epoch: int) -> dict[int, np.ndarray]:
+    return {
+        f.first_sample: np.frombuffer(f.payload, "<i2").reshape(-1, 2)
+        for f in frames
+        if f.epoch == epoch
+    }
+
+
+async def test_members_get_the_track_then_every_chunk_a_buffer_ahead(tmp_path: Path) -> None:
+    music = noise(1.5)
+    path = write_wav(tmp_path / "noise.wav", music)
+    host = await streaming_host([path], autoplay=False)
+    try:
+        a = await Listener.join(host, "dev-a", audio=True)
+        remote = await Listener.join(host, "dev-r", audio=None)
+        await eventually(lambda: len(host.core.members) == 3)
+        assert host.streamer is not None
+        host.streamer.play()
+        await eventually(lambda: len(a.frames) >= len(music) // FRAME_SAMPLES, timeout=10)
+        (track,) = a.of(Track)
+        assert track.title == "noise"
+        (play,) = a.of(Play)
+        assert a.messages.index(track) < a.messages.index(play)
+        chunks = assemble([f for _, f in a.frames], play.epoch)
+        got = np.concatenate([chunks[k] for k in sorted(chunks)])
+        np.testing.assert_array_equal(got[: len(music)], music)  # PCM: every sample, in place
+        leads = [
+            (play.at_us + (f.first_sample - play.sample) * 1e6 / RATE) - at for at, f in a.frames
+        ]
+        assert min(leads) > 100_000, f"a chunk arrived {min(leads) / 1000:.1f} ms ahead"
+        assert remote.of(Track) == [track]
+        assert remote.of(Play) == [play]
+        assert remote.frames == []  # no audio for a member that did not ask
+    finally:
+        await a.close()
+        await remote.close()
+        await host.aclose()
+
+
+async def test_a_late_joiner_gets_the_state_and_what_is_still_to_play(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "long.wav", noise(4.0))
+    host = await streaming_host([path])
+    try:
+        await eventually(lambda: host.store.get().playback.epoch is not None)
+        await asyncio.sleep(0)
+        epoch = host.store.get().playback.epoch
+        assert epoch is not None
+        await eventually(lambda: host.core.session_clock_us > epoch.t0_us + 500_000, timeout=5)
+        late = await Listener.join(host, "dev-late", audio=True)
+        await eventually(lambda: len(late.frames) > 20, timeout=5)
+        kinds = [type(m).__name__ for m in late.messages[:4]]
+        assert kinds == ["Welcome", "MemberList", "Track", "Play"]
+        joined_at, first = late.frames[0]
+        ends_at = epoch.time_of(first.first_sample + first.frame_count)
+        assert first.first_sample > 0  # not the start of the track
+        assert ends_at - joined_at > 0  # still (partly) to play when it came
+        assert ends_at - joined_at < 50_000  # the next thing to play: heard at once
+        await late.close()
+    finally:
+        await host.aclose()
+
+
+async def test_pause_and_seek_reach_everyone_a_buffer_ahead(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "song.wav", noise(6.0))
+    host = await streaming_host([path], buffer_ms=200)
+    try:
+        a = await Listener.join(host, "dev-a", audio=True)
+        await eventually(lambda: len(a.of(Play)) == 1)
+        streamer = host.streamer
+        assert streamer is not None
+        asked = host.core.session_clock_us
+        streamer.pause()
+        await eventually(lambda: len(a.of(Pause)) == 1)
+        (pause,) = a.of(Pause)
+        assert 200_000 <= pause.at_us - asked < 250_000
+        frames_before = len(a.frames)
+        streamer.seek_by(2.0)
+        await eventually(lambda: len(a.of(Seek)) == 1)
+        (seek,) = a.of(Seek)
+        assert not seek.playing  # a seek while paused stays paused
+        assert seek.sample == pause.sample + 2 * RATE
+        await asyncio.sleep(0.3)
+        assert len(a.frames) == frames_before  # nothing is sent while paused
+        streamer.play()
+        await eventually(lambda: len(a.of(Play)) == 2)
+        resumed = a.of(Play)[-1]
+        assert resumed.sample == seek.sample
+        await eventually(lambda: any(f.epoch == resumed.epoch for _, f in a.frames))
+        first = min(f.first_sample for _, f in a.frames if f.epoch == resumed.epoch)
+        assert first == resumed.sample
+        await a.close()
+    finally:
+        await host.aclose()
+
+
+async def test_the_queue_moves_on_without_a_gap(tmp_path: Path) -> None:
+    one = write_wav(tmp_path / "1.wav", noise(0.5, seed=1))
+    two = write_wav(tmp_path / "2.wav", noise(0.5, seed=2))
+    host = await streaming_host([one, two])
+    try:
+        a = await Listener.join(host, "dev-a", audio=True)
+        await eventually(lambda: host.store.get().playback.ended, timeout=10)
+        titles = [m.title for m in a.of(Track)]
+        plays = a.of(Play)
+        assert titles[-2:] == ["1", "2"] or titles == ["2"]
+        if len(plays) == 2:
+            assert plays[1].at_us == plays[0].at_us + round(0.5 * 1_000_000)
+        (stop,) = a.of(Pause)
+        assert stop.sample == RATE // 2
+        await a.close()
+    finally:
+        await host.aclose()
+
+
+async def test_unreadable_files_are_skipped_and_nothing_playable_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("not music")
+    good = write_wav(tmp_path / "good.wav", noise(0.2))
+    host = await streaming_host([bad, good], autoplay=False)
+    try:
+        log = [e.text for e in host.store.get().log]
+        assert any("Skipped" in t and "notes.mp3" in t for t in log)
+        assert host.streamer is not None
+        assert [t.title for t in host.streamer.tracks] == ["good"]
+    finally:
+        await host.aclose()
+    with pytest.raises(HostStartError, match="Nothing to play"):
+        await streaming_host([bad])
+    with pytest.raises(HostStartError, match="no such file"):
+        await streaming_host([tmp_path / "missing.flac"])
+    service = HostService(
+        FAST_HOST, AppStore(), playback=PlaybackConfig((str(good),), codec="mp3"), output=SILENT
+    )
+    with pytest.raises(HostStartError, match="Unknown codec"):
+        await service.start()
