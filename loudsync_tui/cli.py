@@ -155,6 +155,12 @@ def _add_playback_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--loop", action="store_true", help="start the queue again at its end")
     parser.add_argument(
+        "--commands",
+        action="store_true",
+        help="with --headless: read play, pause, toggle, seek SECONDS, next, prev, quit "
+        "from stdin, one a line",
+    )
+    parser.add_argument(
         "--codec",
         choices=("opus", "pcm"),
         default="opus",

@@ -14,6 +14,7 @@ from loudsync_tui.config import (
     output_config_from_args,
     playback_config_from_args,
 )
+from loudsync_tui.headless.commands import read_commands
 from loudsync_tui.headless.console import (
     emit,
     emit_log,
@@ -36,6 +37,7 @@ async def serve_headless(
     as_json: bool = False,
     playback: PlaybackConfig | None = None,
     output: OutputConfig | None = None,
+    commands: bool = False,
 ) -> int:
     store = AppStore()
     if as_json:
@@ -81,6 +83,8 @@ async def serve_headless(
             report_sync(lambda: service.player.report() if service.player else None),
             name="sync-reports",
         )
+    if commands:
+        tasks.spawn(read_commands(service), name="commands")
     await service.wait_closed()
     await tasks.aclose()
     return 0
@@ -102,5 +106,6 @@ def run_host(args: argparse.Namespace) -> int:
             as_json=args.json,
             playback=playback_config_from_args(args),
             output=output_config_from_args(args),
+            commands=args.commands,
         )
     )

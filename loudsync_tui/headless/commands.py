@@ -1,0 +1,54 @@
+"""`host --headless --commands`: the transport driven by lines on stdin, for scripts.
+
+One command a line: `play`, `pause`, `toggle`, `seek SECONDS` (relative, may be
+negative), `next`, `prev`, `quit`. A line that is none of these is answered on stderr
+and changes nothing. End of input leaves the session running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from loudsync_tui.headless.console import stderr
+from loudsync_tui.net.host_service import HostService
+
+HELP = "commands: play, pause, toggle, seek SECONDS, next, prev, quit"
+
+
+def apply_command(service: HostService, line: str) -> str | None:
+    """Carry out one line; returns what was wrong with it, None when it was done."""
+    words = line.split()
+    if not words:
+        return None
+    streamer = service.streamer
+    verb, args = words[0].lower(), words[1:]
+    if verb == "quit":
+        service.stop()
+        return None
+    if streamer is None:
+        return "nothing to control: the host plays nothing (start it with --play)"
+    if verb in ("play", "pause", "toggle") and not args:
+        getattr(streamer, verb)()
+        return None
+    if verb in ("next", "prev") and not args:
+        streamer.skip(1 if verb == "next" else -1)
+        return None
+    if verb == "seek" and len(args) == 1:
+        try:
+            seconds = float(args[0])
+        except ValueError:
+            return f"seek takes seconds, got {args[0]!r}"
+        streamer.seek_by(seconds)
+        return None
+    return f"unknown command {line.strip()[:40]!r}; {HELP}"
+
+
+async def read_commands(service: HostService) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        problem = apply_command(service, line.decode(errors="replace"))
+        if problem is not None:
+            stderr.print(problem, markup=False)
