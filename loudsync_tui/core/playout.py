@@ -50,6 +50,11 @@ which averages PulseAudio's 30-150 µs of DAC-time jitter and follows its slow w
 HARD_RUN = 3
 """Blocks in a row beyond the hard-resync bound before jumping: one glitched DAC time
 (a late callback) must not cost a jump."""
+FAST_ERROR_US = 2_000
+FAST_FACTOR = 5.0
+"""Past 2 ms of error the correction limit is five times higher (0.5%, under 9 cents at
+the default): a new stream's DAC reports can be several ms off while PulseAudio settles,
+and at 0.1% that would take seconds to steer away; a jump is kept for past 20 ms."""
 FADE_FRAMES = 240
 """5 ms fades where the audio is cut anyway (start, pause, seek, jump): no clicks."""
 FADE_US = FADE_FRAMES * 1_000_000 / RATE
@@ -64,18 +69,21 @@ PRUNE_MARGIN = RATE // 2
 """Played audio is kept half a second, so a backwards resync still finds it."""
 
 FIT_WINDOW_US = 20_000_000
-FIT_WARMUP_US = 500_000
+FIT_WARMUP_US = 3_000_000
 FIT_MIN_SPAN_US = 1_000_000
 FIT_BREAK_US = 5_000
-FIT_POINT_US = 50_000
-FIT_RECENT = 12
-FIT_OUTLIER_US = 1_000
-"""Device-rate regression: 20 s of (frames written, DAC time) with a point every 50 ms
-(400 points: a refit costs ~50 µs), the first 0.5 s after a (re)start ignored (streams
-settle), trusted from 1 s of span; three DAC times in a row 5 ms off the line mean the
-device timeline broke (a stall, an underflow): start over. The DAC time used is the
-mean of the last 12 reports: PulseAudio's run in pairs of callbacks 0.2 ms apart whose
-DAC times disagree by ~0.5 ms, so a median flips between the two."""
+BUCKET_US = 250_000
+MAX_DEVICE_PPM = 3_000
+MAX_SLOPE_SE_PPM = 100.0
+PHASE_WINDOW_US = 2_000_000
+DAC_QUANTILE = 20.0
+"""The device timeline (see _RateFit): the rate is a line over 20 s of one point per
+250 ms, left out for the first 3 s of a stream (a new PulseAudio stream's reports drift
+by ms while it settles: a rate from them was 1600 ppm off), trusted from 1 s of span if
+its standard error is under 100 ppm and it is within 3000 ppm of nominal (else nominal,
+and the PI loop's integral carries the drift). The phase is the 20th percentile of the
+last 2 s of reports (of the last 250 ms while the rate is still nominal). Three reports
+in a row 5 ms off the timeline mean it broke (a stall, an underflow): start over."""
 
 
 def _kernel() -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -200,70 +208,99 @@ class _Track:
 
 
 class _RateFit:
-    """Least squares of DAC time (local µs) against frames written: the device's true
-    rate, and a DAC time less jittery than one callback's report."""
+    """The device timeline from its DAC-time reports: its true rate (a least-squares line
+    over 20 s) and where it is now.
+
+    Reports are not evenly noisy: through PulseAudio's ALSA plugin callbacks come in
+    pairs, one report of each pair within ~30 µs of a steady line and the other 0.3 to
+    1.5 ms late (measured on the null-sink rig). So every estimate here takes a low
+    quantile of the reports, never their mean: each 250 ms bucket gives the line one
+    point, and the phase is the same quantile of the last 2 s carried forward.
+    """
 
     def __init__(self, nominal_rate: float) -> None:
         self._nominal = 1e6 / nominal_rate
-        self._points: deque[tuple[int, float]] = deque()
-        self._recent: deque[tuple[int, float]] = deque(maxlen=FIT_RECENT)
+        self._points: deque[tuple[float, float]] = deque()
+        self._bucket: list[tuple[int, float]] = []
+        self._recent: deque[tuple[int, float]] = deque()
         self._since: float | None = None
         self._line: tuple[float, float, float] | None = None  # centroid f, t; µs/frame
         self._misses = 0
 
     def add(self, frames: int, t_us: float) -> None:
-        self._recent.append((frames, t_us))
         if self._since is None:
             self._since = t_us
-        if t_us < self._since + FIT_WARMUP_US:
-            return
-        if self._line is not None:
-            f0, t0, slope = self._line
+        slope = self.slope
+        if self._recent:
+            f0, t0 = self._recent[-1]
             if abs(t_us - t0 - (frames - f0) * slope) > FIT_BREAK_US:
                 self._misses += 1
                 if self._misses >= 3:
                     self._restart(t_us)
                 return
         self._misses = 0
-        if self._points and t_us < self._points[-1][1] + FIT_POINT_US:
-            return
-        self._points.append((frames, t_us))
-        while self._points[0][1] < t_us - FIT_WINDOW_US:
-            self._points.popleft()
-        self._refit()
+        self._recent.append((frames, t_us))
+        while self._recent[0][1] < t_us - PHASE_WINDOW_US:
+            self._recent.popleft()
+        if t_us < self._since + FIT_WARMUP_US:
+            return  # a new stream's reports drift for seconds: no rate from them
+        self._bucket.append((frames, t_us))
+        if t_us - self._bucket[0][1] >= BUCKET_US:
+            f = np.array([p[0] for p in self._bucket], dtype=np.float64)
+            t = np.array([p[1] for p in self._bucket], dtype=np.float64)
+            f_mid = float(f.mean())
+            low = float(np.percentile(t - (f - f_mid) * self._nominal, DAC_QUANTILE))
+            self._bucket.clear()
+            self._points.append((f_mid, low))
+            while self._points[0][1] < t_us - FIT_WINDOW_US:
+                self._points.popleft()
+            self._refit()
 
     def _restart(self, t_us: float) -> None:
         self._points.clear()
+        self._bucket.clear()
         self._recent.clear()
         self._line = None
         self._misses = 0
         self._since = t_us
 
     def _refit(self) -> None:
-        f_last, t_last = self._points[-1]
-        if t_last - self._points[0][1] < FIT_MIN_SPAN_US:
+        if self._points[-1][1] - self._points[0][1] < FIT_MIN_SPAN_US:
             return
         pts = np.array(self._points, dtype=np.float64)
-        x = pts[:, 0] - f_last
-        y = pts[:, 1] - t_last
+        x = pts[:, 0] - pts[-1, 0]
+        y = pts[:, 1] - pts[-1, 1]
         mx, my = x.mean(), y.mean()
-        slope = float(((x - mx) * (y - my)).sum() / ((x - mx) ** 2).sum())
-        self._line = (f_last + mx, t_last + my, slope)
+        sxx = float(((x - mx) ** 2).sum())
+        slope = float(((x - mx) * (y - my)).sum() / sxx)
+        residual = y - my - slope * (x - mx)
+        se = math.sqrt(float((residual**2).sum()) / max(1, len(x) - 2) / sxx)
+        ppm = (self._nominal / slope - 1) * 1e6
+        if abs(ppm) > MAX_DEVICE_PPM or se / slope * 1e6 > MAX_SLOPE_SE_PPM:
+            self._line = None  # too noisy, or no real device is that far off: nominal
+            return
+        self._line = (pts[-1, 0] + mx, pts[-1, 1] + my, slope)
+
+    @property
+    def slope(self) -> float:
+        """µs per frame: measured once the line spans FIT_MIN_SPAN_US, else nominal."""
+        return self._nominal if self._line is None else self._line[2]
 
     def rate(self) -> float | None:
         """Frames per local second, None until measured."""
         return None if self._line is None else 1e6 / self._line[2]
 
-    def dac_time(self, frames: int) -> float:
-        """When frame `frames` reaches the DAC: the mean of the latest reports, each
-        carried forward at the measured (else nominal) rate, those over 1 ms from their
-        median left out (a late callback). Call after `add`."""
-        slope = self._nominal if self._line is None else self._line[2]
-        guesses = sorted(t + (frames - f) * slope for f, t in self._recent)
-        mid = len(guesses) // 2
-        median = (guesses[mid] + guesses[~mid]) / 2
-        near = [g for g in guesses if abs(g - median) <= FIT_OUTLIER_US]
-        return sum(near) / len(near) if near else median
+    def dac_time(self, frames: int, reported: float) -> float:
+        """When frame `frames` reaches the DAC: the low quantile of the recent reports,
+        carried forward at the measured rate (`reported` alone until there are any)."""
+        if not self._recent:
+            return reported
+        slope = self.slope
+        # At the nominal rate a long window would tilt: a device 500 ppm off drifts 1 ms
+        # in 2 s. Until the rate is measured, only the last quarter second counts.
+        since = self._recent[-1][1] - (PHASE_WINDOW_US if self._line else BUCKET_US)
+        ahead = np.array([t - f * slope for f, t in self._recent if t >= since], dtype=np.float64)
+        return float(np.percentile(ahead, DAC_QUANTILE)) + frames * slope
 
 
 @dataclass
@@ -462,7 +499,7 @@ class Playout:
         device_rate = measured or self.device_rate
         _hand_over(m, device_rate)
         us_per_frame = 1e6 / device_rate
-        dac_us = m.fit.dac_time(m.frames_done)
+        dac_us = m.fit.dac_time(m.frames_done, dac_local_us)
         m.frames_done += frames
         out = np.zeros((frames, CHANNELS), dtype=np.float32)
         parts: list[_Part] = []
@@ -561,7 +598,8 @@ class Playout:
         if abs(correction) < limit:  # integrate only while not saturated (no windup)
             m.integral += KI * error_s * n * ds / 1e6
             m.integral = max(-limit, min(limit, m.integral))
-        correction = max(-limit, min(limit, correction))
+        steer = limit * (FAST_FACTOR if abs(m.error_us) > FAST_ERROR_US else 1.0)
+        correction = max(-steer, min(steer, correction))
         return [self._advance_part(m, epoch.number, seg.j0, n, step * (1 + correction), fade_out)]
 
     def _advance_part(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,9 @@ class Rig:
         self.clock_ppm = clock_ppm
         self.t = LOCAL0
         self.offset = OFFSET
+        self.blocks = 0
+        self.late_reports: Callable[[int], float] | None = None
+        """µs a block's DAC-time report is late by (None: every report is exact)."""
         self.set_clock()
 
     def set_clock(self, shift_us: float = 0) -> None:
@@ -84,7 +88,9 @@ class Rig:
 
     def render(self) -> Block:
         local = self.t + np.arange(self.block) * SECOND / self.rate
-        out = self.playout.render(self.block, self.t)
+        self.blocks += 1
+        late = self.late_reports(self.blocks) if self.late_reports is not None else 0.0
+        out = self.playout.render(self.block, self.t + late)
         self.t += self.block * SECOND / self.rate
         return Block(self.session(local), out)
 
@@ -157,10 +163,26 @@ def test_steady_state_error_is_a_few_microseconds(device_ppm: float, clock_ppm: 
     )
 
 
+def test_the_timeline_ignores_reports_that_come_late() -> None:
+    """PulseAudio's ALSA plugin: every other report 0.3-1.5 ms late (measured on the
+    rig). The late half must not pull the timeline: a mean would be ~450 µs off."""
+    rng = np.random.default_rng(3)
+    rig = Rig(device_ppm=200)
+    rig.late_reports = lambda n: float(rng.uniform(300, 1500)) if n % 2 else 0.0
+    rig.run(5.0)
+    epoch = Epoch(1, 7, True, round(rig.now()) + 100_000, 0)
+    started(rig, epoch)
+    run = rig.run(8.0)
+    err = errors_us(run, epoch)
+    tail = err[run.session > epoch.t0_us + 4 * SECOND]
+    assert np.max(np.abs(tail)) <= 20
+    assert rig.playout.stats().device_ppm == pytest.approx(200, abs=5)
+
+
 @pytest.mark.parametrize("device_ppm", [0, 500])
 def test_start_lands_on_the_wanted_sample(device_ppm: float) -> None:
     rig = Rig(device_ppm=device_ppm)
-    rig.run(2.0)  # the device ran (silent) since joining: its rate is known
+    rig.run(5.0)  # the device ran (silent) since joining: its rate is known (after 4 s)
     epoch = Epoch(1, 7, True, round(rig.now()) + 123_457, 48_000)
     started(rig, epoch, 2)
     run = rig.run(0.5)
@@ -207,7 +229,7 @@ def test_a_pause_in_the_future_stops_exactly_there() -> None:
 
 def test_a_seek_switches_tracks_exactly_at_its_t0() -> None:
     rig = Rig(device_ppm=200)
-    rig.run(2.0)
+    rig.run(5.0)
     first = Epoch(1, 7, True, round(rig.now()) + 50_000, 0)
     started(rig, first, 6)
     rig.run(4.0)
@@ -264,7 +286,10 @@ def test_a_small_error_is_steered_away_smoothly() -> None:
     for _ in range(1000):
         rig.render()
         stats.append(rig.playout.stats())
-    assert max(abs(s.rate_ratio - 1) for s in stats) <= 1e-3 + 1e-9  # max_correction_ppm
+    # past 2 ms of error the limit is 5 x max_correction_ppm, then max_correction_ppm
+    assert max(abs(s.rate_ratio - 1) for s in stats) <= 5e-3 + 1e-9
+    assert max(abs(s.rate_ratio - 1) for s in stats if abs(s.error_us) < 1_900) <= 1e-3 + 1e-9
+    assert any(abs(s.rate_ratio - 1) > 1.5e-3 for s in stats)
     assert stats[0].error_us == pytest.approx(3000)
     # a PI loop overshoots a phase step by e^-2 (13.5%) at critical damping
     assert min(s.error_us for s in stats) > -0.15 * 3000
