@@ -183,10 +183,15 @@ class HostService:
         if cfg.codec not in ("opus", "pcm"):
             raise HostStartError(f"Unknown codec {cfg.codec!r}: choose opus or pcm")
         tracks, skipped = await asyncio.to_thread(_queue, cfg.paths)
+        if not tracks:
+            why = (
+                skipped[0]
+                if len(skipped) == 1
+                else f"none of {len(skipped)} files (first: {skipped[0]})"
+            )
+            raise HostStartError(f"Nothing to play: {why}")
         for why in skipped:
             self.store.log_event(f"Skipped: {why}", "warning")
-        if not tracks:
-            raise HostStartError("Nothing to play: none of the given files could be read")
         return tracks
 
     async def _start_playback(self, tracks: list[TrackInfo]) -> None:

@@ -15,10 +15,18 @@ async def launch(
     config_dir: Path,
     stdout: int = asyncio.subprocess.PIPE,
     stderr: int = asyncio.subprocess.PIPE,
+    stdin: int = asyncio.subprocess.DEVNULL,
     columns: int = 200,
+    env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
-    """Its own config dir (so its own identity), no stdin, wide enough that no line wraps."""
-    env = {**os.environ, "LOUDSYNC_CONFIG_DIR": str(config_dir), "COLUMNS": str(columns)}
+    """Its own config dir (so its own identity), no stdin unless asked, wide enough that
+    no line wraps; `env` is added to this process's environment."""
+    env = {
+        **os.environ,
+        "LOUDSYNC_CONFIG_DIR": str(config_dir),
+        "COLUMNS": str(columns),
+        **(env or {}),
+    }
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -26,7 +34,7 @@ async def launch(
         *args,
         stdout=stdout,
         stderr=stderr,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=stdin,
         env=env,
         cwd=ROOT,
     )
