@@ -24,7 +24,7 @@ from loudsync_tui.audio.codec import FRAME_SAMPLES, Encoder, make_encoder
 from loudsync_tui.audio.player import Player
 from loudsync_tui.audio.source import TrackError, TrackInfo, read_pcm
 from loudsync_tui.core.effects import ConnId, HostEffect, Log
-from loudsync_tui.core.epoch import CHANNELS, Epoch
+from loudsync_tui.core.epoch import CHANNELS, RATE, Epoch
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.core.transport import (
     EpochStarted,
@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 CATCH_UP_MARGIN_US = 10_000
 """A late joiner gets the chunks still to play at least this far ahead; earlier ones
 would arrive too late to be heard."""
+WARM_UP_CHUNKS = 2
+"""...and the two before them: an Opus decoder that starts mid-stream is off for its
+first packets (up to 65% RMS on the first, measured), so these prime it unheard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +163,10 @@ class AudioStreamer:
     def catch_up(self, conn: ConnId) -> None:
         """A member that just joined gets the chunks sent before it came and still to play."""
         limit = self._now() + CATCH_UP_MARGIN_US
-        for sent in self._sent:
-            if sent.play_us >= limit:
-                self.server.send_audio((conn,), sent.data)
+        sent = list(self._sent)
+        first = next((i for i, s in enumerate(sent) if s.play_us >= limit), len(sent))
+        for chunk in sent[max(0, first - WARM_UP_CHUNKS) :]:
+            self.server.send_audio((conn,), chunk.data)
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
@@ -230,7 +234,8 @@ class AudioStreamer:
         if self.local is not None:
             self.local.frame(data)
         self._sent.append(_Sent(epoch.time_of(first + FRAME_SAMPLES), data))
-        while self._sent and self._sent[0].play_us < self._now():
+        kept_from = self._now() - WARM_UP_CHUNKS * FRAME_SAMPLES * 1e6 / RATE
+        while self._sent and self._sent[0].play_us < kept_from:
             self._sent.popleft()
         self.chunks_sent += 1
 

@@ -124,11 +124,16 @@ async def test_a_late_joiner_gets_the_state_and_what_is_still_to_play(tmp_path: 
         await eventually(lambda: len(late.frames) > 20, timeout=5)
         kinds = [type(m).__name__ for m in late.messages[:4]]
         assert kinds == ["Welcome", "MemberList", "Track", "Play"]
-        joined_at, first = late.frames[0]
-        ends_at = epoch.time_of(first.first_sample + first.frame_count)
-        assert first.first_sample > 0  # not the start of the track
-        assert ends_at - joined_at > 0  # still (partly) to play when it came
-        assert ends_at - joined_at < 50_000  # the next thing to play: heard at once
+        joined_at = late.frames[0][0]
+        ends = [epoch.time_of(f.first_sample + f.frame_count) for _, f in late.frames[:4]]
+        assert late.frames[0][1].first_sample > 0  # not the start of the track
+        # two chunks already played prime its decoder, then what is still to play
+        assert ends[0] < joined_at
+        assert ends[1] < joined_at + 10_000
+        assert 0 < ends[2] - joined_at < 50_000  # the next thing to play: heard at once
+        assert [f.first_sample for _, f in late.frames[:4]] == [
+            late.frames[0][1].first_sample + i * FRAME_SAMPLES for i in range(4)
+        ]
         await late.close()
     finally:
         await host.aclose()
