@@ -118,16 +118,16 @@ def _add_output_options(parser: argparse.ArgumentParser, local: bool) -> None:
     parser.add_argument(
         "--volume",
         type=_number("a volume", 0.0, 1.5),
-        default=1.0,
-        help="0 to 1.5 (default: 1)",
+        default=None,
+        help="0 to 1.5 (default: the last one set on this machine, else 1); remembered",
     )
     parser.add_argument(
         "--latency-offset-ms",
         type=_number("an offset in ms", -2000.0, 2000.0),
-        default=0.0,
+        default=None,
         metavar="MS",
         help="how much later than it reports this output really sounds (Bluetooth, HDMI); "
-        "plays that much earlier",
+        "plays that much earlier; remembered like --volume",
     )
     parser.add_argument(
         "--output-latency-ms",

@@ -49,6 +49,14 @@ class HostConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """What this machine remembers of its speakers between runs (audio/remembered.py)."""
+
+    volume: float = 1.0
+    latency_offset_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
     """This machine's speakers, host and guest alike."""
 
@@ -150,14 +158,20 @@ def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> 
     )
 
 
-def output_config_from_args(args: argparse.Namespace) -> OutputConfig:
+def output_config_from_args(
+    args: argparse.Namespace, remembered: OutputSettings | None = None
+) -> OutputConfig:
+    """The speakers' options; a volume or offset not given is the one remembered."""
     latency = getattr(args, "output_latency_ms", None)
+    kept = remembered or OutputSettings()
+    volume = getattr(args, "volume", None)
+    offset = getattr(args, "latency_offset_ms", None)
     return OutputConfig(
         enabled=getattr(args, "audio", True),
         device=getattr(args, "audio_device", None),
         latency_s=None if latency is None else latency / 1000,
-        volume=getattr(args, "volume", 1.0),
-        latency_offset_ms=getattr(args, "latency_offset_ms", 0.0),
+        volume=kept.volume if volume is None else volume,
+        latency_offset_ms=kept.latency_offset_ms if offset is None else offset,
         dac_skew_ppm=getattr(args, "dac_skew_ppm", 0.0),
     )
 

@@ -85,6 +85,8 @@ always formats (`10**23` would overflow the local-time conversion)."""
 MAX_MEMBERS: Final = 10_000
 """The most members a session may have; a guest holds no more, whatever a host claims."""
 MAX_QUEUE: Final = 1_000_000
+Volume = Annotated[float, msgspec.Meta(ge=0, le=1.5)]
+LatencyOffset = Annotated[float, msgspec.Meta(ge=-2000, le=2000)]
 Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_WALL_MS)]
 PositiveMillis = Annotated[int, msgspec.Meta(gt=0, le=86_400_000)]
 """A duration such as the heartbeat interval: at most a day."""
@@ -224,6 +226,9 @@ class SyncReport(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     buffer_ms: Annotated[float, msgspec.Meta(ge=0, le=3_600_000)]
     rate_ratio: Annotated[float, msgspec.Meta(gt=0, le=2)]
     """Source samples per output frame: 1 plus the drift being corrected."""
+    volume: Volume | None = None
+    latency_offset_ms: LatencyOffset | None = None
+    """The member's own output settings, so the host can show and change them."""
 
 
 # Host to guest ---------------------------------------------------------------
@@ -272,6 +277,15 @@ class Pong(_Message, tag="PONG", frozen=True):
     """Session clock (µs since the session started) when the host read the PING (t2)."""
     sent_us: Micros | None = None
     """Session clock when the host wrote this PONG (t3)."""
+
+
+class SetOutput(_Message, tag="SET_OUTPUT", frozen=True):
+    """The host changes a member's output: its volume (0 to 1.5, software, ramped) or its
+    latency offset (ms its speakers sound later than they report; they play that much
+    earlier). The member applies it, remembers it, and reports it in its PING."""
+
+    volume: Volume | None = None
+    latency_offset_ms: LatencyOffset | None = None
 
 
 TrackId = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
@@ -340,6 +354,7 @@ Message = (
     | Play
     | Pause
     | Seek
+    | SetOutput
     | Error
 )
 
@@ -360,6 +375,7 @@ MESSAGE_TYPES: Final[tuple[type[_Message], ...]] = (
     Play,
     Pause,
     Seek,
+    SetOutput,
     Error,
 )
 

@@ -8,9 +8,11 @@ is fed from the event loop; the playout engine is read from PortAudio's thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from loudsync_tui.audio.codec import CodecError, Decoder, make_decoder
 from loudsync_tui.audio.output import AudioOutput, AudioOutputError, audio_unavailable_reason
+from loudsync_tui.config import OutputSettings
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.playout import Playout, SyncStats
@@ -31,8 +33,12 @@ class Player:
         latency_offset_ms: float = 0.0,
     ) -> None:
         self.playout = Playout()
+        self.volume = volume
+        self.latency_offset_ms = latency_offset_ms
         self.playout.set_volume(volume)
         self.playout.set_latency_offset_ms(latency_offset_ms)
+        self.on_settings: Callable[[OutputSettings], None] | None = None
+        """Called with the new settings after each change (to remember them)."""
         self._device = device
         self._latency_s = latency_s
         self._dac_skew_ppm = dac_skew_ppm
@@ -74,6 +80,19 @@ class Player:
             self._output = None
 
     # From the session -------------------------------------------------------------
+
+    def set_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        """A new volume or latency offset (None: unchanged), ramped by the playout."""
+        if volume is not None:
+            self.volume = volume
+            self.playout.set_volume(volume)
+        if latency_offset_ms is not None:
+            self.latency_offset_ms = latency_offset_ms
+            self.playout.set_latency_offset_ms(latency_offset_ms)
+        if self.on_settings is not None:
+            self.on_settings(OutputSettings(self.volume, self.latency_offset_ms))
 
     def set_clock(self, estimate: ClockEstimate | None) -> None:
         self.playout.set_clock(estimate)
@@ -117,4 +136,6 @@ class Player:
             underruns=stats.underruns,
             buffer_ms=round(max(0.0, stats.buffer_ms), 1),
             rate_ratio=round(stats.rate_ratio, 7),
+            volume=round(self.volume, 3),
+            latency_offset_ms=round(self.latency_offset_ms, 2),
         )

@@ -41,6 +41,7 @@ from loudsync_tui.core.guest_effects import (
     MemberGone,
     MembersReplaced,
     MembersUpdated,
+    OutputSet,
     PinHost,
     SecurityKnown,
     StateChanged,
@@ -74,6 +75,7 @@ from loudsync_tui.protocol import (
     ProtocolError,
     Seek,
     SessionClosed,
+    SetOutput,
     SyncReport,
     Track,
     Welcome,
@@ -101,6 +103,7 @@ __all__ = [
     "MemberGone",
     "MembersReplaced",
     "MembersUpdated",
+    "OutputSet",
     "PinHost",
     "SecurityKnown",
     "StateChanged",
@@ -443,6 +446,8 @@ class GuestSession:
                 return [TrackAnnounced(message)]
             case Play() | Pause() | Seek():
                 return self._on_epoch(message)
+            case SetOutput(volume=volume, latency_offset_ms=offset):
+                return [OutputSet(volume, offset)]
             case Kicked(reason=reason):
                 return self._end(reason or "You were removed by the host", "kicked")
             case SessionClosed(reason=reason):

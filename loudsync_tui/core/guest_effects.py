@@ -157,6 +157,14 @@ class EpochChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSet:
+    """The host changed this member's volume or latency offset (None: unchanged)."""
+
+    volume: float | None
+    latency_offset_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """The membership is over; `code` says why, `reason` is for people."""
 
@@ -187,6 +195,7 @@ GuestEffect = (
     | ClockEstimated
     | TrackAnnounced
     | EpochChanged
+    | OutputSet
     | Ended
     | Log
 )

@@ -66,6 +66,7 @@ from loudsync_tui.protocol import (
     Seek,
     SessionClosed,
     SessionInfo,
+    SetOutput,
     SyncReport,
     Track,
     Welcome,
@@ -677,6 +678,18 @@ class HostSession:
             self._now_playing = [*self._now_playing[:1], message]
         conns = self._joined_conns()
         return [Broadcast(conns, message)] if conns else []
+
+    def set_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> list[HostEffect]:
+        """Change a member's volume or latency offset (it applies and remembers them)."""
+        member = self._members.get(member_id)
+        if member is None or member.conn is None:
+            return [Log("warning", f"No connected member {member_id!r} to set the output of")]
+        message = SetOutput(
+            timestamp=self.clock.wall_ms(), volume=volume, latency_offset_ms=latency_offset_ms
+        )
+        return [Send(member.conn, message)]
 
     def audio_conns(self) -> tuple[ConnId, ...]:
         """The connections that get audio frames: joined members that asked for them."""

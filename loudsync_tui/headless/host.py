@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
+from loudsync_tui.audio import remembered
 from loudsync_tui.config import (
     HostConfig,
     OutputConfig,
@@ -25,6 +27,7 @@ from loudsync_tui.headless.console import (
     stdout,
 )
 from loudsync_tui.headless.playback_events import report_sync, watch_playback
+from loudsync_tui.identity import config_dir
 from loudsync_tui.net.host_service import HostService, HostStartError
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.security.certificate import comparison_code, readable
@@ -38,6 +41,7 @@ async def serve_headless(
     playback: PlaybackConfig | None = None,
     output: OutputConfig | None = None,
     commands: bool = False,
+    remember_in: Path | None = None,
 ) -> int:
     store = AppStore()
     if as_json:
@@ -76,6 +80,9 @@ async def serve_headless(
         store.log_event(f"Code guests compare: {comparison_code(service.fingerprint)}")
     else:
         store.log_event("Serving unencrypted ws:// (--no-tls)", "warning")
+    if service.player is not None and remember_in is not None:
+        directory = remember_in
+        service.player.on_settings = lambda settings: remembered.save(directory, settings)
     on_stop_signals(service.stop)
     tasks = TaskOwner("headless host")
     if as_json:
@@ -98,6 +105,7 @@ def run_host(args: argparse.Namespace) -> int:
     if args.heartbeat_timeout <= args.heartbeat_interval:
         return fail("--heartbeat-timeout must be longer than --heartbeat-interval", 2)
     config = host_config_from_args(args, identity.device_id, name)
+    directory = config_dir(getattr(args, "config_dir", None))
     if not config.session_name:
         config = replace(config, session_name=f"{name}'s session")
     return asyncio.run(
@@ -105,7 +113,8 @@ def run_host(args: argparse.Namespace) -> int:
             config,
             as_json=args.json,
             playback=playback_config_from_args(args),
-            output=output_config_from_args(args),
+            output=output_config_from_args(args, remembered.load(directory)),
             commands=args.commands,
+            remember_in=directory,
         )
     )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
+from loudsync_tui.audio import remembered
 from loudsync_tui.audio.player import Player
 from loudsync_tui.config import (
     GuestConfig,
     OutputConfig,
+    OutputSettings,
     guest_config_from_args,
     output_config_from_args,
 )
@@ -30,6 +33,7 @@ from loudsync_tui.headless.console import (
     stderr,
 )
 from loudsync_tui.headless.playback_events import report_sync, watch_playback
+from loudsync_tui.identity import config_dir
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.store import AppStore, ConnectionState, GuestState
@@ -54,7 +58,9 @@ CLOCK_REPORT_INTERVAL = 1.0
 """`--json` reports the session clock this often (seconds) once it has an estimate."""
 
 
-async def open_speakers(output: OutputConfig | None, store: AppStore) -> Player | None:
+async def open_speakers(
+    output: OutputConfig | None, store: AppStore, remember_in: Path | None = None
+) -> Player | None:
     """This member's player, or None (and the config then asks for no audio): with
     `--no-audio`, or when there is no sound here, said in one line."""
     if output is None or not output.enabled:
@@ -66,6 +72,9 @@ async def open_speakers(output: OutputConfig | None, store: AppStore) -> Player 
         volume=output.volume,
         latency_offset_ms=output.latency_offset_ms,
     )
+    if remember_in is not None:
+        player.on_settings = lambda settings: remembered.save(remember_in, settings)
+        remembered.save(remember_in, OutputSettings(output.volume, output.latency_offset_ms))
     problem = await asyncio.to_thread(player.start)  # opening a device can take a while
     if problem is not None:
         store.log_event(f"No sound on this machine ({problem}); joining as a remote", "warning")
@@ -76,12 +85,16 @@ async def open_speakers(output: OutputConfig | None, store: AppStore) -> Player 
 
 
 async def join_headless(
-    config: GuestConfig, *, as_json: bool = False, output: OutputConfig | None = None
+    config: GuestConfig,
+    *,
+    as_json: bool = False,
+    output: OutputConfig | None = None,
+    remember_in: Path | None = None,
 ) -> int:
     store = AppStore()
     stop_printing = emit_log(store) if as_json else print_log(store)
     watch_playback(store, as_json=as_json)
-    player = await open_speakers(output, store)
+    player = await open_speakers(output, store, remember_in)
     config = replace(config, audio=player is not None)
     service = GuestService(config, store, player=player)
     failed = asyncio.Event()
@@ -170,6 +183,8 @@ def run_join(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"cannot use the config directory: {exc}")
     config = guest_config_from_args(args, identity.device_id, name, identity.key.private)
+    directory = config_dir(getattr(args, "config_dir", None))
+    output = output_config_from_args(args, remembered.load(directory))
     return asyncio.run(
-        join_headless(config, as_json=args.json, output=output_config_from_args(args))
+        join_headless(config, as_json=args.json, output=output, remember_in=directory)
     )

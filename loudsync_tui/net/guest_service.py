@@ -44,6 +44,7 @@ from loudsync_tui.core.guest_effects import (
     MemberGone,
     MembersReplaced,
     MembersUpdated,
+    OutputSet,
     PinHost,
     SecurityKnown,
     StateChanged,
@@ -358,6 +359,10 @@ class GuestService:
                             track.queue_length,
                         )
                     )
+                case OutputSet(volume=volume, latency_offset_ms=offset):
+                    if self.player is not None:
+                        self.player.set_output(volume=volume, latency_offset_ms=offset)
+                        store.log_event(_output_words(volume, offset))
                 case EpochChanged(epoch=epoch):
                     store.playback_epoch(epoch)
                     if self.player is not None:
@@ -467,6 +472,15 @@ class GuestService:
         await self._tasks.aclose()
         if self.end is None:
             self._finish(Ended("Stopped", "left"))
+
+
+def _output_words(volume: float | None, offset: float | None) -> str:
+    said = []
+    if volume is not None:
+        said.append(f"volume {round(volume * 100)}%")
+    if offset is not None:
+        said.append(f"latency offset {offset:+.1f} ms")
+    return f"The host set this member's {' and '.join(said) or 'output'}"
 
 
 def _failure_text(core: GuestSession) -> str:

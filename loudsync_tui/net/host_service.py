@@ -290,6 +290,20 @@ class HostService:
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
 
+    def set_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        """A member's volume or latency offset; the host's own row is its local player."""
+        if member_id == self.config.host_id:
+            if self.player is None:
+                self.store.log_event("This machine plays no sound to set", "warning")
+            else:
+                self.player.set_output(volume=volume, latency_offset_ms=latency_offset_ms)
+            return
+        self.server.apply(
+            self.core.set_output(member_id, volume=volume, latency_offset_ms=latency_offset_ms)
+        )
+
     def stop(self) -> None:
         if self._closing is None and not self._closed.is_set():
             self._closing = self._tasks.spawn(self.aclose(), name="host-close")

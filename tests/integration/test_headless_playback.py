@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.pulse_rig import PulseRig
 from tests.support.media import noise, write_wav
 from tests.support.processes import launch
 
@@ -170,3 +171,41 @@ async def test_a_host_with_nothing_playable_says_so_and_exits(spawn: Spawn, tmp_
     bad = await spawn(*HOST, "--play", str(notes), "--buffer-ms", "5", name="bad")
     assert await asyncio.wait_for(bad.proc.wait(), 15) == 2
     assert "a buffer in ms must be 20 to 10000" in await bad.stderr()
+
+
+async def test_a_guest_with_speakers_plays_reports_sync_and_remembers_what_the_host_sets(
+    spawn: Spawn, song: Path, tmp_path: Path, pulse_rig: PulseRig
+) -> None:
+    host = await spawn(*HOST, "--play", str(song), "--commands", stdin=asyncio.subprocess.PIPE)
+    ready = await host.event("ready")
+    guest = await spawn(
+        "join",
+        str(ready["joinWith"]).split()[-1],
+        "--headless",
+        "--json",
+        "--name",
+        "Ada",
+        "--audio-device",
+        "pulse",
+        name="guest",
+        env=pulse_rig.env_for("left"),
+    )
+    playing = await guest.event("playback", lambda e: e["state"] == "playing")
+    assert playing["output"] == "pulse"
+    sync = await guest.event("sync")
+    assert sync["underruns"] == 0
+    assert isinstance(sync["bufferMs"], float)
+    assert 50 < sync["bufferMs"] < 400  # a buffer's worth of audio waits ahead
+    await host.send("volume Ada 0.5")
+    await guest.event("log", lambda e: "volume 50%" in str(e.get("text")))
+    await host.send("offset Ada 12.5")
+    await guest.event("log", lambda e: "latency offset +12.5 ms" in str(e.get("text")))
+    kept = json.loads((tmp_path / "guest" / "output.json").read_text())
+    assert kept == {"volume": 0.5, "latencyOffsetMs": 12.5}
+    await host.send("volume Nobody 0.5")
+    await host.send("volume Ada 7")
+    await host.send("quit")
+    assert await asyncio.wait_for(host.proc.wait(), 10) == 0
+    said = await host.stderr()
+    assert "no member 'Nobody'" in said
+    assert "volume must be 0 to 1.5, got 7" in said

@@ -3,11 +3,14 @@ audio only to those that asked; a guest turns epochs into effects and reports it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from loudsync_tui.core.effects import AudioWanted, Broadcast, MemberChanged, Send
+from loudsync_tui.audio import remembered
+from loudsync_tui.config import OutputSettings
+from loudsync_tui.core.effects import AudioWanted, Broadcast, Log, MemberChanged, Send
 from loudsync_tui.core.epoch import Epoch
-from loudsync_tui.core.guest import EpochChanged, TrackAnnounced, Transmit
+from loudsync_tui.core.guest import EpochChanged, OutputSet, TrackAnnounced, Transmit
 from loudsync_tui.protocol import (
     Heartbeat,
     Join,
@@ -15,6 +18,7 @@ from loudsync_tui.protocol import (
     Ping,
     Play,
     Seek,
+    SetOutput,
     SyncReport,
     Track,
     encode,
@@ -108,3 +112,30 @@ def test_guest_asks_for_audio_only_when_configured_and_reports_sync_in_its_ping(
     ]
     assert pings
     assert pings[-1].sync == report
+
+
+def test_the_host_sets_one_members_output_and_the_guest_is_told() -> None:
+    h = Host()
+    join_with_audio(h, 1, "dev-a", True)
+    (send,) = h.core.set_output("dev-a", volume=0.5)
+    assert isinstance(send, Send)
+    assert send.conn == 1
+    assert send.message == SetOutput(timestamp=send.message.timestamp, volume=0.5)
+    (warning,) = h.core.set_output("dev-nobody", latency_offset_ms=10.0)
+    assert isinstance(warning, Log)
+    assert "dev-nobody" in warning.text
+    g = Guest()
+    g.connected()
+    assert of(g.feed(send.message), OutputSet) == [OutputSet(0.5, None)]
+
+
+def test_output_settings_are_remembered_and_a_damaged_file_is_the_defaults(
+    tmp_path: Path,
+) -> None:
+    assert remembered.load(tmp_path) == OutputSettings()
+    remembered.save(tmp_path / "new", OutputSettings(0.4, 85.0))
+    assert remembered.load(tmp_path / "new") == OutputSettings(0.4, 85.0)
+    (tmp_path / remembered.FILE_NAME).write_text("{not json")
+    assert remembered.load(tmp_path) == OutputSettings()
+    (tmp_path / remembered.FILE_NAME).write_text('{"volume": 99, "latencyOffsetMs": -1e9}')
+    assert remembered.load(tmp_path) == OutputSettings(1.5, -2000.0)  # clamped to the limits

@@ -34,6 +34,7 @@ from loudsync_tui.protocol import (
     Seek,
     SessionClosed,
     SessionInfo,
+    SetOutput,
     Track,
     Welcome,
     decode,
@@ -81,11 +82,12 @@ SAMPLES: list[Message] = [
     Play(timestamp=T, epoch=1, track_id=1, at_us=250_000, sample=0),
     Pause(timestamp=T, epoch=2, track_id=1, at_us=500_000, sample=12_000),
     Seek(timestamp=T, epoch=3, track_id=1, at_us=750_000, sample=96_000, playing=False),
+    SetOutput(timestamp=T, volume=0.5, latency_offset_ms=-12.5),
 ]
 
 
-def test_samples_cover_all_seventeen_types() -> None:
-    assert len(MESSAGE_TYPES) == 17
+def test_samples_cover_all_eighteen_types() -> None:
+    assert len(MESSAGE_TYPES) == 18
     assert {type(m) for m in SAMPLES} == set(MESSAGE_TYPES)
 
 
