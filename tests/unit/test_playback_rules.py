@@ -17,13 +17,14 @@ from loudsync_tui.protocol import (
     Pause,
     Ping,
     Play,
+    Pong,
     Seek,
     SetOutput,
     SyncReport,
     Track,
     encode,
 )
-from tests.unit.test_guest_core import Guest, of, sent
+from tests.unit.test_guest_core import Guest, of, sent, through_burst
 from tests.unit.test_host_core import SID, Host, T, join_msg, to
 
 TRACK = Track(timestamp=T, track_id=1, title="Song", queue_length=1)
@@ -139,3 +140,27 @@ def test_output_settings_are_remembered_and_a_damaged_file_is_the_defaults(
     assert remembered.load(tmp_path) == OutputSettings()
     (tmp_path / remembered.FILE_NAME).write_text('{"volume": 99, "latencyOffsetMs": -1e9}')
     assert remembered.load(tmp_path) == OutputSettings(1.5, -2000.0)  # clamped to the limits
+
+
+def test_the_clock_is_probed_once_a_second_while_music_plays_and_idles_otherwise() -> None:
+    g = Guest()
+    g.connected(interval=5000)
+    t0 = g.clock.now
+    through_burst(g, t0 + 2.0)  # the burst after WELCOME
+
+    def pings_between(start: float, end: float) -> int:
+        """PINGs sent from `start` (where the clock already is) to `end`, the host heard
+        from every second (so the link stays up)."""
+        assert g.clock.now <= start
+        count = 0
+        for second in range(int(start), int(end)):
+            count += sum(isinstance(m, Ping) for m in through_burst(g, second + 1))
+            g.core.received(encode(Pong(timestamp=T, ping_timestamp=1, received_at=T)))
+        return count
+
+    assert pings_between(t0 + 2.0, t0 + 12.0) == 2  # idle: the heartbeat's 5 s
+    g.feed(PLAY)
+    assert 9 <= pings_between(t0 + 12.0, t0 + 22.0) <= 12  # playing: 1 a second (+ heartbeats)
+    g.feed(Pause(timestamp=T, epoch=2, track_id=1, at_us=1, sample=0))
+    pings_between(t0 + 22.0, t0 + 27.0)  # the last 1 s gap runs out
+    assert pings_between(t0 + 27.0, t0 + 47.0) in (4, 5)  # paused: idle again
