@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from loudsync_tui.audio.codec import CodecError, Decoder, make_decoder
 from loudsync_tui.audio.output import AudioOutput, AudioOutputError, audio_unavailable_reason
-from loudsync_tui.config import OutputSettings
+from loudsync_tui.config import OutputConfig, OutputSettings
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.playout import Playout, SyncStats
@@ -50,6 +50,17 @@ class Player:
         self.bad_frames = 0
         self.problem: str | None = None
         """Why frames could not be played (the first bad frame's text), for one log line."""
+
+    @classmethod
+    def of(cls, output: OutputConfig) -> Player:
+        """A player for these speakers' options (not yet started)."""
+        return cls(
+            device=output.device,
+            latency_s=output.latency_s,
+            dac_skew_ppm=output.dac_skew_ppm,
+            volume=output.volume,
+            latency_offset_ms=output.latency_offset_ms,
+        )
 
     def start(self) -> str | None:
         """Open the sound device; None when sound plays, else one line saying why not

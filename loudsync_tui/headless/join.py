@@ -65,13 +65,7 @@ async def open_speakers(
     `--no-audio`, or when there is no sound here, said in one line."""
     if output is None or not output.enabled:
         return None
-    player = Player(
-        device=output.device,
-        latency_s=output.latency_s,
-        dac_skew_ppm=output.dac_skew_ppm,
-        volume=output.volume,
-        latency_offset_ms=output.latency_offset_ms,
-    )
+    player = Player.of(output)
     if remember_in is not None:
         player.on_settings = lambda settings: remembered.save(remember_in, settings)
         remembered.save(remember_in, OutputSettings(output.volume, output.latency_offset_ms))

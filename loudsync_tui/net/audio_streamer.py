@@ -255,18 +255,8 @@ class AudioStreamer:
         timestamp = now_ms()
         for effect in effects:
             match effect:
-                case TrackStarted(track_id=track_id, position=position, meta=meta):
-                    track = Track(
-                        timestamp=timestamp,
-                        track_id=track_id,
-                        title=meta.title,
-                        artist=meta.artist,
-                        album=meta.album,
-                        duration_ms=meta.duration_ms,
-                        position=position,
-                        queue_length=effect.queue_length,
-                    )
-                    messages += self.core.announce(track)
+                case TrackStarted():
+                    messages += self.core.announce(track_message(effect, timestamp))
                 case EpochStarted(epoch=epoch, kind=kind):
                     messages += self.core.announce(_epoch_message(epoch, kind, timestamp))
                     self._begin(epoch)
@@ -292,6 +282,20 @@ class AudioStreamer:
         self._encoder = encoder
         self._reader = _Reader(self.tracks[self.transport.index].path, start)
         self._next = start
+
+
+def track_message(started: TrackStarted, timestamp: int) -> Track:
+    meta = started.meta
+    return Track(
+        timestamp=timestamp,
+        track_id=started.track_id,
+        title=meta.title,
+        artist=meta.artist,
+        album=meta.album,
+        duration_ms=meta.duration_ms,
+        position=started.position,
+        queue_length=started.queue_length,
+    )
 
 
 def _epoch_message(epoch: Epoch, kind: str, timestamp: int) -> Play | Pause | Seek:

@@ -348,17 +348,7 @@ class GuestService:
                     if self.player is not None:
                         self.player.set_clock(estimate)
                 case TrackAnnounced(track=track):
-                    store.playback_track(
-                        NowPlaying(
-                            track.track_id,
-                            track.title,
-                            track.artist,
-                            track.album,
-                            track.duration_ms,
-                            track.position,
-                            track.queue_length,
-                        )
-                    )
+                    store.playback_track(NowPlaying.of(track))
                 case OutputSet(volume=volume, latency_offset_ms=offset):
                     if self.player is not None:
                         self.player.set_output(volume=volume, latency_offset_ms=offset)

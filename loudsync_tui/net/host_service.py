@@ -31,11 +31,11 @@ from loudsync_tui.core.effects import (
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.core.transport import EpochStarted, QueueEnded, TrackStarted, TransportEffect
 from loudsync_tui.identity import config_dir
-from loudsync_tui.net.audio_streamer import AudioStreamer
+from loudsync_tui.net.audio_streamer import AudioStreamer, track_message
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
-from loudsync_tui.protocol import SessionInfo
+from loudsync_tui.protocol import SessionInfo, now_ms
 from loudsync_tui.protocol_audio import AudioCodec
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
 from loudsync_tui.security.pin import check_pin_format, generate_pin
@@ -199,14 +199,7 @@ class HostService:
         cfg = self.playback
         codec = AudioCodec.OPUS if cfg.codec == "opus" else AudioCodec.PCM
         if self.output.enabled:
-            out = self.output
-            player = Player(
-                device=out.device,
-                latency_s=out.latency_s,
-                dac_skew_ppm=out.dac_skew_ppm,
-                volume=out.volume,
-                latency_offset_ms=out.latency_offset_ms,
-            )
+            player = Player.of(self.output)
             problem = await asyncio.to_thread(player.start)
             if problem is None:
                 self.player = player
@@ -236,17 +229,7 @@ class HostService:
         for effect in effects:
             match effect:
                 case TrackStarted(meta=meta):
-                    self.store.playback_track(
-                        NowPlaying(
-                            effect.track_id,
-                            meta.title,
-                            meta.artist,
-                            meta.album,
-                            meta.duration_ms,
-                            effect.position,
-                            effect.queue_length,
-                        )
-                    )
+                    self.store.playback_track(NowPlaying.of(track_message(effect, now_ms())))
                     by = f" by {meta.artist}" if meta.artist else ""
                     self.store.log_event(f"Playing {meta.title!r}{by}")
                 case EpochStarted(epoch=epoch):

@@ -15,7 +15,7 @@ from typing import Literal
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.guest_effects import ConnectionState  # owned by the core; shown here
-from loudsync_tui.protocol import ConnectionStatus, LeftReason, SyncReport
+from loudsync_tui.protocol import ConnectionStatus, LeftReason, SyncReport, Track
 
 LogLevel = Literal["info", "warning", "error"]
 
@@ -218,6 +218,18 @@ class NowPlaying:
     position: int = 0
     """Its place in the queue (0-based), and the queue's length."""
     queue_length: int = 0
+
+    @classmethod
+    def of(cls, track: Track) -> NowPlaying:
+        return cls(
+            track.track_id,
+            track.title,
+            track.artist,
+            track.album,
+            track.duration_ms,
+            track.position,
+            track.queue_length,
+        )
 
 
 @dataclass(frozen=True, slots=True)
