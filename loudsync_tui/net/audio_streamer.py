@@ -137,6 +137,8 @@ class AudioStreamer:
         self._next = 0
         """The next sample (of the current epoch's track) to send."""
         self._sent: deque[_Sent] = deque()
+        self._streaming: Epoch | None = None
+        """The epoch whose audio the reader and encoder produce."""
         self.chunks_sent = 0
 
     # Commands ---------------------------------------------------------------------
@@ -271,10 +273,12 @@ class AudioStreamer:
     def _begin(self, epoch: Epoch) -> None:
         """A new epoch is a new stream: a fresh encoder, reading from its first sample
         (a chunk early when the codec lags its input, so its first sample is covered)."""
+        self._top_up(epoch.t0_us)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
         self._sent.clear()
+        self._streaming = epoch
         if not epoch.playing:
             return
         encoder = make_encoder(self.codec)
@@ -282,6 +286,23 @@ class AudioStreamer:
         self._encoder = encoder
         self._reader = _Reader(self.tracks[self.transport.index].path, start)
         self._next = start
+
+    def _top_up(self, until_us: int) -> None:
+        """Send the epoch being replaced up to the moment the new one takes over (and a
+        chunk beyond, for the fade there): it was sent only a buffer ahead, in whole
+        chunks, so without this members would fall silent just before a PAUSE or SEEK."""
+        old, reader, encoder = self._streaming, self._reader, self._encoder
+        if old is None or not old.playing or reader is None or encoder is None:
+            return
+        chunk_us = FRAME_SAMPLES * 1e6 / RATE
+        while old.time_of(self._next - encoder.delay_samples) < until_us + chunk_us:
+            try:
+                chunk = reader.next_chunk()
+            except TrackError:
+                return
+            if chunk is None:
+                return
+            self._send_chunk(old, encoder, chunk)
 
 
 def track_message(started: TrackStarted, timestamp: int) -> Track:

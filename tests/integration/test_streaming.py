@@ -152,6 +152,11 @@ async def test_pause_and_seek_reach_everyone_a_buffer_ahead(tmp_path: Path) -> N
         await eventually(lambda: len(a.of(Pause)) == 1)
         (pause,) = a.of(Pause)
         assert 200_000 <= pause.at_us - asked < 250_000
+        (play,) = a.of(Play)
+        old = [f for _, f in a.frames if f.epoch == play.epoch]
+        last_end = max(f.first_sample + f.frame_count for f in old)
+        # the audio before the pause is there to its last sample, and a chunk beyond
+        assert play.at_us + (last_end - play.sample) * 1e6 / RATE >= pause.at_us + 20_000
         frames_before = len(a.frames)
         streamer.seek_by(2.0)
         await eventually(lambda: len(a.of(Seek)) == 1)
