@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.media import noise, write_wav
 from benchmarks.pulse_rig import PulseRig
-from tests.support.media import noise, write_wav
 from tests.support.processes import launch
 
 pytestmark = pytest.mark.xdist_group("pulse")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from benchmarks.media import noise, write_wav
 from loudsync_tui.audio.codec import FRAME_SAMPLES
 from loudsync_tui.config import OutputConfig, PlaybackConfig
 from loudsync_tui.core.epoch import RATE
@@ -19,7 +20,6 @@ from loudsync_tui.protocol import Message, Pause, Play, Seek, Track, decode
 from loudsync_tui.protocol_audio import AudioFrame, decode_frame
 from loudsync_tui.store import AppStore
 from tests.integration.conftest import FAST_HOST
-from tests.support.media import noise, write_wav
 from tests.support.raw import RawGuest
 from tests.support.waiting import eventually
 
