@@ -514,9 +514,9 @@ class GuestSession:
     def _heartbeat(self, now: float, *, ping_only: bool = False) -> list[GuestEffect]:
         self._next_heartbeat = now + self._heartbeat_interval
         probe = self._probe(now)
-        if ping_only:
-            return probe
-        return [Transmit(Heartbeat(timestamp=self.clock.wall_ms())), *probe]
+        if ping_only or probe:
+            return probe  # any message is a sign of life: a PING makes HEARTBEAT redundant
+        return [Transmit(Heartbeat(timestamp=self.clock.wall_ms()))]
 
     def _probe(self, now: float) -> list[GuestEffect]:
         """One PING, remembered by its timestamp so its PONG gives a round trip."""

@@ -233,6 +233,17 @@ def test_a_burst_of_clock_probes_follows_the_welcome_then_heartbeats_keep_time()
     assert g.core.next_deadline() == pytest.approx(t0 + 2.0)  # then the heartbeat's pace
 
 
+def test_a_heartbeat_goes_only_when_no_ping_can() -> None:
+    g = Guest()
+    g.connected(interval=2000)
+    t0 = g.clock.now
+    through_burst(g, t0 + 1.5)
+    g.feed(Pong(timestamp=T, ping_timestamp=1, received_at=T))
+    g.clock.now = t0 + 2.0
+    g.core._pings[g.now_ms()] = g.clock.now  # a PING already went out this millisecond
+    assert sent(g.core.tick()) == [Heartbeat(timestamp=g.now_ms())]
+
+
 def test_heartbeat_and_ping_follow_the_welcome_interval() -> None:
     g = Guest()
     g.connected(interval=2000)
@@ -246,7 +257,7 @@ def test_heartbeat_and_ping_follow_the_welcome_interval() -> None:
         effects = g.core.tick()
         wall, us = g.now_ms(), g.clock.monotonic_us()
         ping = Ping(timestamp=wall, latency=None, sent_us=us)
-        assert sent(effects) == [Heartbeat(timestamp=wall), ping]
+        assert sent(effects) == [ping]  # a PING is the sign of life: no HEARTBEAT beside it
         assert g.core.next_deadline() == pytest.approx(g.clock.now + 2.0)
 
 
@@ -339,9 +350,9 @@ def test_a_host_clock_going_back_does_not_make_latency_negative() -> None:
 def test_the_guest_drops_a_silent_host_after_the_heartbeat_timeout() -> None:
     g = Guest()
     g.connected(interval=5000, timeout=15000)
-    # Heartbeats go out, but the host says nothing.
-    assert [type(m) for m in sent(g.advance(5))] == [Heartbeat, Ping]
-    assert [type(m) for m in sent(g.advance(5))] == [Heartbeat, Ping]
+    # Signs of life go out, but the host says nothing.
+    assert [type(m) for m in sent(g.advance(5))] == [Ping]
+    assert [type(m) for m in sent(g.advance(5))] == [Ping]
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 5.0)
     assert of(g.advance(4.75), Disconnect) == []
     effects = g.advance(0.25)
