@@ -372,6 +372,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SOUND_OPTIONS = (
+    ("--play", "play"),
+    ("--loop", "loop"),
+    ("--commands", "commands"),
+    ("--codec", "codec"),
+    ("--buffer-ms", "buffer_ms"),
+    ("--no-local-audio", "audio"),
+    ("--no-audio", "audio"),
+    ("--audio-device", "audio_device"),
+    ("--volume", "volume"),
+    ("--latency-offset-ms", "latency_offset_ms"),
+    ("--output-latency-ms", "output_latency_ms"),
+    ("--dac-skew-ppm", "dac_skew_ppm"),
+)
+"""Options of the headless players; the app does not play sound yet."""
+_SOUND_DEFAULTS = {
+    "play": [],
+    "loop": False,
+    "commands": False,
+    "codec": "opus",
+    "buffer_ms": 250.0,
+    "audio": True,
+    "audio_device": None,
+    "volume": None,
+    "latency_offset_ms": None,
+    "output_latency_ms": None,
+    "dac_skew_ppm": 0.0,
+}
+
+
+def _given(args: argparse.Namespace, dest: str) -> bool:
+    return hasattr(args, dest) and getattr(args, dest) != _SOUND_DEFAULTS[dest]
+
+
 PIN_NEEDS_TLS = (
     "--pin needs TLS: a PIN is only ever sent inside TLS, so it cannot protect a --no-tls "
     "session (drop --no-tls, or --pin)"
@@ -385,6 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(PIN_NEEDS_TLS)  # exits 2, as any usage error, before anything starts
     if args.command in ("host", "join") and args.json and not args.headless:
         parser.error("--json goes with --headless")
+    if args.command in ("host", "join") and not args.headless:
+        other = "--no-audio" if args.command == "host" else "--no-local-audio"
+        given = [flag for flag, dest in SOUND_OPTIONS if flag != other and _given(args, dest)]
+        if given:
+            parser.error(
+                f"{', '.join(given)}: sound plays in the headless modes for now "
+                "(add --headless; the app's playback screens are being built)"
+            )
     if args.command in ("host", "join") and args.list_audio_devices:
         from loudsync_tui.headless.audio_devices import run_list_devices
 

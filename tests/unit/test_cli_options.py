@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loudsync_tui.cli import build_parser
+from loudsync_tui.cli import build_parser, main
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,41 @@ def test_good_values_pass_and_a_bare_pin_asks_for_a_generated_one() -> None:
     assert args.pin == ""
     assert args.session_id == "Fri_day-1.0"
     assert build_parser().parse_args(["join", "h", "--pin", "0042"]).pin == "0042"
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["host", "--volume", "2"], "a volume must be 0 to 1.5"),
+        (["host", "--buffer-ms", "5"], "a buffer in ms must be 20 to 10000"),
+        (["join", "h", "--latency-offset-ms", "ten"], "expected an offset in ms"),
+        (["join", "h", "--dac-skew-ppm", "9000"], "a skew in ppm must be -5000 to 5000"),
+        (["host", "--codec", "mp3"], "invalid choice: 'mp3'"),
+    ],
+)
+def test_bad_sound_values_exit_2_with_the_reason(
+    argv: list[str], reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert reason in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["host", "--play", "song.mp3"], "--play"),
+        (["host", "--no-local-audio", "--buffer-ms", "100"], "--buffer-ms, --no-local-audio"),
+        (["join", "h", "--no-audio"], "--no-audio"),
+        (["join", "h", "--volume", "0.5"], "--volume"),
+    ],
+)
+def test_sound_options_without_headless_are_a_usage_error_not_ignored(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{named}: sound plays in the headless modes for now" in err
