@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import json
 import os
@@ -44,6 +43,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.children import die_with_parent
+from benchmarks.report import Row, us, within
 from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,6 @@ JOIN_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0
 STOP_BATCH = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -78,22 +78,6 @@ FIRST_TARGET = 1000.0
 
 
 # Children ---------------------------------------------------------------------------
-
-
-def _load_prctl() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()  # looked up before any fork: the child only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: a SIGKILL when this benchmark dies, however it dies."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -128,7 +112,7 @@ class Children:
             stderr=err,
             env=env,
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             limit=1 << 20,
         )
         self.procs.append(proc)
@@ -578,22 +562,6 @@ async def run_scenario(
 # Report -----------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    figure: str
-    target: str
-    measured: str
-    ok: bool | None
-
-
-def _us(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} µs"
-
-
-def _check(value: float | None, limit: float) -> bool | None:
-    return None if value is None else value <= limit
-
-
 def rows(result: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     for name, s in result["scenarios"].items():
@@ -618,23 +586,23 @@ def rows(result: dict[str, Any]) -> list[Row]:
         which = "worst guest's " if many else ""
         for stat, limit in (("median", t50), ("p99", t99)):
             value = s[f"worst_{stat}_us"]
-            ok = _check(value, limit)
+            ok = within(value, limit)
             out.append(
                 Row(
                     f"{label}: {which}{stat} |error|",
                     f"≤ {limit:g} µs",
-                    _us(value),
+                    us(value),
                     None if ok is None else ok and not incomplete,
                 )
             )
         first = s["first_abs_error_us"]
         worst_first = None if first is None else first["max"]
-        ok = _check(worst_first, FIRST_TARGET)
+        ok = within(worst_first, FIRST_TARGET)
         out.append(
             Row(
                 f"{label}: first estimate |error|" + (" (worst guest)" if many else ""),
                 f"≤ {FIRST_TARGET:g} µs",
-                _us(worst_first),
+                us(worst_first),
                 None if ok is None else ok and not incomplete,
             )
         )

@@ -19,7 +19,6 @@ neither uses nor disturbs any other daemon, including one of another test worker
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import glob
 import importlib
@@ -38,6 +37,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.children import die_with_parent
+
 Side = Literal["left", "right"]
 SampleFormat = Literal["s16le", "float32le"]
 
@@ -49,7 +50,6 @@ POLL_S = 0.02
 LATENCY_MS = 20
 """Latency the rig's own streams ask for: it also sets the null sink's block size, which
 otherwise is 2 s (an idle null sink sleeps in blocks that long)."""
-PR_SET_PDEATHSIG = 1
 ALSA_PULSE_PLUGIN = (
     "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so",  # Debian, Ubuntu (multiarch)
     "/usr/lib*/alsa-lib/libasound_module_pcm_pulse.so",  # Fedora, Arch
@@ -295,7 +295,7 @@ class PulseRig:
                 stderr=errors,
                 env=env or self._env(self.client_env()),
                 cwd=self._dir,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._processes.append(process)
         return process
@@ -374,9 +374,3 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _name(process: subprocess.Popen[bytes]) -> str:
     args = process.args
     return str(args[0]) if isinstance(args, list) else str(args)
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the test process dies, so no daemon outlives a crash."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.pulse_rig import PulseRig, pulse_unavailable_reason
+from benchmarks.report import Row, us, within
 from benchmarks.run import machine
 from benchmarks.sync_analysis import WindowOffset, offsets, summary
 from benchmarks.sync_session import (
@@ -116,22 +117,6 @@ def make_plan(quick: bool, minutes: float, receivers: int, scenarios: tuple[str,
     if quick:
         return Plan(True, 8.0, 12.0, 6.0, 14.0, 1, minutes, receivers, 15.0, scenarios)
     return Plan(False, 10.0, 60.0, 20.0, 40.0, 4, minutes, receivers, 60.0, scenarios)
-
-
-@dataclass
-class Row:
-    figure: str
-    target: str
-    measured: str
-    ok: bool | None
-
-
-def _us(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:,.0f} µs"
-
-
-def _le(value: float | None, limit: float) -> bool | None:
-    return None if value is None else value <= limit
 
 
 def _windows(offs: list[WindowOffset]) -> list[list[float]]:
@@ -267,8 +252,8 @@ def pair_rows(label: str, r: dict[str, Any]) -> list[Row]:
             Row(
                 f"{label}: p95 |B-A| {after}",
                 f"≤ {SYNC_TARGET_US:g} µs",
-                _us(s["p95_abs_us"]),
-                _le(s["p95_abs_us"], SYNC_TARGET_US),
+                us(s["p95_abs_us"], "not measured"),
+                within(s["p95_abs_us"], SYNC_TARGET_US),
             )
         )
         out.append(
@@ -371,8 +356,8 @@ def late_join_rows(r: dict[str, Any]) -> list[Row]:
             Row(
                 "late-join: |B-A| 2 s after B joined",
                 f"≤ {LATE_JOIN_TARGET_US:g} µs",
-                _us(worst),
-                _le(worst, LATE_JOIN_TARGET_US),
+                us(worst, "not measured"),
+                within(worst, LATE_JOIN_TARGET_US),
             )
         )
     else:
@@ -407,8 +392,8 @@ def late_join_rows(r: dict[str, Any]) -> list[Row]:
             Row(
                 "late-join: p95 |B-A| from 10 s after joining",
                 f"≤ {SYNC_TARGET_US:g} µs",
-                _us(s["p95_abs_us"]),
-                _le(s["p95_abs_us"], SYNC_TARGET_US),
+                us(s["p95_abs_us"], "not measured"),
+                within(s["p95_abs_us"], SYNC_TARGET_US),
             )
         )
     else:
@@ -650,7 +635,7 @@ def soak_rows(r: dict[str, Any]) -> list[Row]:
                 "soak: p95 |B-A| / max |B-A|",
                 f"≤ {SYNC_TARGET_US:g} µs",
                 f"{s['p95_abs_us']:,.0f} / {s['max_abs_us']:,.0f} µs",
-                _le(s["p95_abs_us"], SYNC_TARGET_US),
+                within(s["p95_abs_us"], SYNC_TARGET_US),
             )
         )
     return out

@@ -16,7 +16,6 @@ where a channel's sound stops, starts, or dips at a seek, from the players' 5 ms
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -32,6 +31,7 @@ from typing import IO, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.children import die_with_parent
 from benchmarks.media import noise, write_wav
 from benchmarks.pulse_rig import DTYPES, PulseRig, Recording, Side
 from benchmarks.sync_analysis import Offsets, WindowOffset, offsets
@@ -42,7 +42,6 @@ READY_TIMEOUT_S = 20.0
 STOP_GRACE_S = 5.0
 POLL_S = 0.02
 CLOCKMAP_POLL_S = 0.01
-PR_SET_PDEATHSIG = 1
 SILENT_LSB = 3
 """A recorded int16 sample this small or smaller counts as silence: a paused player writes
 exact zeros, and the first sample of a 5 ms fade-in is already ~1/240 of full level."""
@@ -75,22 +74,6 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def _load_prctl() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()  # looked up before any fork: the child only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the thread that started it ends, so nothing outlives us."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class Proc:
     """One `python -m loudsync_tui` process; its stdout JSON lines kept with arrival times."""
 
@@ -109,7 +92,7 @@ class Proc:
             stderr=self._err,
             env=env,
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, name=f"read-{name}", daemon=True)
         self._reader.start()
