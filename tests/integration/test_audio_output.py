@@ -7,8 +7,9 @@ between two streams opened ±500 ppm off 48 kHz at the same time.
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,13 +35,25 @@ READY_TIMEOUT_S = 6.0
 
 
 @pytest.fixture
-def pulse(pulse_rig: PulseRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process's streams go to a private PulseAudio daemon's left sink."""
+def pulse(pulse_rig: PulseRig, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's streams go to a private PulseAudio daemon's left sink.
+
+    PortAudio lists its devices once, when it starts; a worker that imported sounddevice
+    before the daemon existed would see none. So it starts again here, with the daemon's
+    address in the environment, and once more afterwards (the other tests' view).
+    """
+    sd = importlib.import_module("sounddevice")
     for name, value in pulse_rig.env_for("left").items():
         monkeypatch.setenv(name, value)
+    sd._terminate()
+    sd._initialize()
     reason = audio_unavailable_reason()
     if reason is not None:
         pytest.fail(reason)
+    yield
+    monkeypatch.undo()
+    sd._terminate()
+    sd._initialize()
 
 
 def playing_playout() -> Playout:
