@@ -21,6 +21,7 @@ from av.container import InputContainer
 from numpy.typing import NDArray
 
 from loudsync_tui.core.epoch import CHANNELS, RATE
+from loudsync_tui.text import UNSAFE
 
 AUDIO_SUFFIXES = frozenset(
     {
@@ -223,7 +224,9 @@ def _tags(*sources: Mapping[str, str]) -> dict[str, str]:
 
 
 def _cap(text: str) -> str:
-    return text.strip()[:MAX_TAG_CHARS].strip()
+    """A tag as it may go on the wire: a file's tags are anyone's text, and a character a
+    terminal acts on (or that reorders text) would have every member refuse the TRACK."""
+    return UNSAFE.sub("", text).strip()[:MAX_TAG_CHARS].strip()
 
 
 def _duration_ms(container: InputContainer, stream: AudioStream) -> int | None:

@@ -19,6 +19,7 @@ from loudsync_tui.audio.source import (
     probe,
     read_pcm,
 )
+from loudsync_tui.protocol import Track, decode, encode
 
 RNG = np.random.default_rng(7)
 NOISE = (RNG.standard_normal((48_000, 2)) * 5000).astype(np.int16)
@@ -152,6 +153,17 @@ def test_tags_are_read_whatever_their_case_and_capped(tmp_path: Path) -> None:
     assert info.title == "x" * MAX_TAG_CHARS
     assert info.artist == "Nina Simone"
     assert info.album is None
+
+
+def test_hostile_tags_lose_the_characters_a_terminal_acts_on(tmp_path: Path) -> None:
+    """Tags go to every member in TRACK, whose text the protocol refuses with a control
+    or bidi character in it: stripped here, the track still plays and shows."""
+    tags = {"title": "Night\x1b[2J Drive\u202e", "artist": "\x07Ada"}
+    info = probe(write_audio(tmp_path / "b.flac", NOISE[:4800], codec="flac", tags=tags))
+    assert info.title == "Night[2J Drive"
+    assert info.artist == "Ada"
+    track = Track(timestamp=1, track_id=1, title=info.title, artist=info.artist)
+    assert decode(encode(track)) == track  # what every member will accept
 
 
 def test_an_untagged_file_is_titled_by_its_name(tmp_path: Path) -> None:
