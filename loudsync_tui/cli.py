@@ -387,25 +387,6 @@ SOUND_OPTIONS = (
     ("--dac-skew-ppm", "dac_skew_ppm"),
 )
 """Options of the headless players; the app does not play sound yet."""
-_SOUND_DEFAULTS = {
-    "play": [],
-    "loop": False,
-    "commands": False,
-    "codec": "opus",
-    "buffer_ms": 250.0,
-    "audio": True,
-    "audio_device": None,
-    "volume": None,
-    "latency_offset_ms": None,
-    "output_latency_ms": None,
-    "dac_skew_ppm": 0.0,
-}
-
-
-def _given(args: argparse.Namespace, dest: str) -> bool:
-    return hasattr(args, dest) and getattr(args, dest) != _SOUND_DEFAULTS[dest]
-
-
 PIN_NEEDS_TLS = (
     "--pin needs TLS: a PIN is only ever sent inside TLS, so it cannot protect a --no-tls "
     "session (drop --no-tls, or --pin)"
@@ -421,7 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--json goes with --headless")
     if args.command in ("host", "join") and not args.headless:
         other = "--no-audio" if args.command == "host" else "--no-local-audio"
-        given = [flag for flag, dest in SOUND_OPTIONS if flag != other and _given(args, dest)]
+        plain = vars(parser.parse_args([args.command, *(["-"] if args.command == "join" else [])]))
+        given = [
+            flag
+            for flag, dest in SOUND_OPTIONS
+            if flag != other and dest in plain and getattr(args, dest) != plain[dest]
+        ]
         if given:
             parser.error(
                 f"{', '.join(given)}: sound plays in the headless modes for now "

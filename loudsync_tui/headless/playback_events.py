@@ -37,13 +37,7 @@ def _fields(p: PlaybackState) -> dict[str, object]:
     track = p.track
     epoch = p.epoch
     return {
-        "state": "ended"
-        if p.ended
-        else "playing"
-        if epoch is not None and epoch.playing
-        else "paused"
-        if epoch is not None
-        else "stopped",
+        "state": _state(p),
         "track": None
         if track is None
         else {
@@ -60,6 +54,14 @@ def _fields(p: PlaybackState) -> dict[str, object]:
         "sample": None if epoch is None else epoch.k0,
         "output": p.output,
     }
+
+
+def _state(p: PlaybackState) -> str:
+    if p.ended:
+        return "ended"
+    if p.epoch is None:
+        return "stopped"
+    return "playing" if p.epoch.playing else "paused"
 
 
 async def report_sync(report: Callable[[], SyncReport | None]) -> None:
