@@ -23,6 +23,8 @@ class TrackMeta:
     artist: str | None = None
     album: str | None = None
     duration_ms: int | None = None
+    live: bool = False
+    """A live source (this machine's sound): it has no end and cannot be seeked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,17 @@ class QueueEnded:
     """The last track ended (no --loop): output stopped, PLAY starts the queue again."""
 
 
-TransportEffect = TrackStarted | EpochStarted | QueueEnded
+@dataclass(frozen=True, slots=True)
+class QueueChanged:
+    """Tracks were added or removed, or looping turned on or off."""
+
+    queue: tuple[TrackMeta, ...]
+    index: int
+    """The current track's place (where PLAY starts when nothing plays)."""
+    loop: bool
+
+
+TransportEffect = TrackStarted | EpochStarted | QueueEnded | QueueChanged
 
 
 class Transport:
@@ -90,6 +102,13 @@ class Transport:
             return [self._start_track(0), self._new_epoch(now_us, 0, "play", True)]
         return [self._new_epoch(now_us, self.epoch.k0, "play", True)]
 
+    def play_index(self, now_us: int, index: int) -> list[TransportEffect]:
+        """Play the queue's entry `index` from its start (a SEEK if something plays)."""
+        if not 0 <= index < len(self.queue):
+            return []
+        kind: EpochKind = "seek" if self.playing else "play"
+        return [self._start_track(index), self._new_epoch(now_us, 0, kind, True)]
+
     def pause(self, now_us: int) -> list[TransportEffect]:
         if self.epoch is None or not self.playing:
             return []
@@ -101,7 +120,7 @@ class Transport:
 
     def seek(self, now_us: int, sample: int) -> list[TransportEffect]:
         """Jump to `sample` of the current track (clamped to its start and known end)."""
-        if self.epoch is None:
+        if self.epoch is None or self.queue[self.index].live:
             return []
         sample = max(0, sample)
         duration = self.queue[self.index].duration_ms
@@ -119,6 +138,52 @@ class Transport:
         self.index = (self.index + step) % len(self.queue)
         playing = self.playing or self.epoch is None
         return [self._start_track(self.index), self._new_epoch(now_us, 0, "seek", playing)]
+
+    def add(self, tracks: Sequence[TrackMeta]) -> list[TransportEffect]:
+        """Tracks at the end of the queue; what plays goes on."""
+        if not tracks:
+            return []
+        self.queue.extend(tracks)
+        return [self._queue_changed()]
+
+    def remove(self, now_us: int, index: int) -> list[TransportEffect]:
+        """Take a track out of the queue. The current one gives way to the next (playing
+        or paused as it was); once the queue is empty, output stops."""
+        if not 0 <= index < len(self.queue):
+            return []
+        del self.queue[index]
+        current = index == self.index
+        if index < self.index:
+            self.index -= 1
+        effects: list[TransportEffect] = []
+        if not self.queue:
+            self.index = 0
+            if self.epoch is not None:
+                if self.epoch.playing:
+                    at = now_us + self.lead_us
+                    effects.append(
+                        self._epoch_at(at, int(self.epoch.sample_at(at)), "pause", False)
+                    )
+                self.epoch = None
+            return [*effects, self._queue_changed()]
+        if current:
+            self.index = min(index, len(self.queue) - 1)
+            if self.epoch is not None:
+                playing = self.playing
+                effects += [
+                    self._start_track(self.index),
+                    self._new_epoch(now_us, 0, "seek", playing),
+                ]
+        return [self._queue_changed(), *effects]
+
+    def set_loop(self, loop: bool) -> list[TransportEffect]:
+        if loop == self.loop:
+            return []
+        self.loop = loop
+        return [self._queue_changed()]
+
+    def _queue_changed(self) -> QueueChanged:
+        return QueueChanged(tuple(self.queue), self.index, self.loop)
 
     def track_ended(self, end_sample: int) -> list[TransportEffect]:
         """The current track's audio ran out at `end_sample`: the next one starts at the

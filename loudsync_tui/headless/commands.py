@@ -26,28 +26,22 @@ def apply_command(service: HostService, line: str) -> str | None:
     words = line.split()
     if not words:
         return None
-    streamer = service.streamer
     verb, args = words[0].lower(), words[1:]
     if verb == "quit":
         service.stop()
         return None
     if verb in LIMITS and len(args) >= 2:
         return _set_output(service, verb, " ".join(args[:-1]), args[-1])
-    if streamer is None:
+    if service.streamer is None:
         return "nothing to control: the host plays nothing (start it with --play)"
-    if verb in ("play", "pause", "toggle") and not args:
-        getattr(streamer, verb)()
-        return None
-    if verb in ("next", "prev") and not args:
-        streamer.skip(1 if verb == "next" else -1)
-        return None
+    if verb in ("play", "pause", "toggle", "next", "prev") and not args:
+        return service.control(verb)
     if verb == "seek" and len(args) == 1:
         try:
             seconds = float(args[0])
         except ValueError:
             return f"seek takes seconds, got {args[0]!r}"
-        streamer.seek_by(seconds)
-        return None
+        return service.control("seek", seconds)
     return f"unknown command {line.strip()[:40]!r}; {HELP}"
 
 

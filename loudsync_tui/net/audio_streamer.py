@@ -28,6 +28,7 @@ from loudsync_tui.core.epoch import CHANNELS, RATE, Epoch
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.core.transport import (
     EpochStarted,
+    QueueChanged,
     QueueEnded,
     TrackMeta,
     TrackStarted,
@@ -122,7 +123,7 @@ class AudioStreamer:
         self.tracks = list(tracks)
         self.codec = codec
         self.transport = Transport(
-            [TrackMeta(t.title, t.artist, t.album, t.duration_ms) for t in tracks],
+            [_meta(t) for t in tracks],
             lead_us=round(buffer_ms * 1000),
             loop=loop,
         )
@@ -161,6 +162,22 @@ class AudioStreamer:
 
     def skip(self, step: int) -> None:
         self._apply(self.transport.skip(self._now(), step))
+
+    def play_index(self, index: int) -> None:
+        self._apply(self.transport.play_index(self._now(), index))
+
+    def add(self, tracks: Sequence[TrackInfo]) -> None:
+        self.tracks.extend(tracks)
+        self._apply(self.transport.add([_meta(t) for t in tracks]))
+
+    def remove(self, index: int) -> None:
+        """Take entry `index` out of the queue (the current one: the next plays instead)."""
+        if 0 <= index < len(self.tracks):
+            del self.tracks[index]
+            self._apply(self.transport.remove(self._now(), index))
+
+    def set_loop(self, loop: bool) -> None:
+        self._apply(self.transport.set_loop(loop))
 
     def catch_up(self, conn: ConnId) -> None:
         """A member that just joined gets the chunks sent before it came and still to play."""
@@ -266,6 +283,8 @@ class AudioStreamer:
                         self.local.set_epoch(epoch)
                 case QueueEnded():
                     messages.append(Log("info", "The queue has ended"))
+                case QueueChanged():
+                    pass
         self.server.apply(messages)
         self._on_transport(effects)
         self._wake.set()
@@ -303,6 +322,10 @@ class AudioStreamer:
             if chunk is None:
                 return
             self._send_chunk(old, encoder, chunk)
+
+
+def _meta(track: TrackInfo) -> TrackMeta:
+    return TrackMeta(track.title, track.artist, track.album, track.duration_ms)
 
 
 def track_message(started: TrackStarted, timestamp: int) -> Track:

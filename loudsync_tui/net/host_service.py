@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,20 +30,21 @@ from loudsync_tui.core.effects import (
     PinChanged,
 )
 from loudsync_tui.core.host import HostSession
-from loudsync_tui.core.transport import EpochStarted, QueueEnded, TrackStarted, TransportEffect
 from loudsync_tui.identity import config_dir
-from loudsync_tui.net.audio_streamer import AudioStreamer, track_message
+from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
-from loudsync_tui.protocol import SessionInfo, now_ms
+from loudsync_tui.protocol import SessionInfo
 from loudsync_tui.protocol_audio import AudioCodec
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
 from loudsync_tui.security.pin import check_pin_format, generate_pin
 from loudsync_tui.store import AppStore, HostingState, member_from_info
-from loudsync_tui.store.state import NowPlaying
 
 log = logging.getLogger(__name__)
+
+SKIPS_LOGGED = 5
+"""A folder with many unreadable files logs this many of them, then a count."""
 
 PIN_NEEDS_TLS = "A PIN needs TLS: it is only sent encrypted, so a --no-tls session cannot have one"
 
@@ -195,47 +197,78 @@ class HostService:
         return tracks
 
     async def _start_playback(self, tracks: list[TrackInfo]) -> None:
-        """Open the local speakers unless told not to, and start the music."""
+        streamer = await self._playback()
+        streamer.add(tracks)
+        if self.playback.autoplay:
+            streamer.play()
+
+    async def _playback(self) -> AudioStreamer:
+        """The streamer, started on first use: the local speakers open (unless told not
+        to) only once there is music, so hosting alone never touches the sound system."""
+        if self.streamer is not None:
+            return self.streamer
         cfg = self.playback
         codec = AudioCodec.OPUS if cfg.codec == "opus" else AudioCodec.PCM
+        player: Player | None = None
         if self.output.enabled:
             player = Player.of(self.output)
             problem = await asyncio.to_thread(player.start)
             if problem is None:
-                self.player = player
                 # The host's own clock is the session clock: an exact mapping.
                 player.set_clock(ClockEstimate(-self.core.started_us, 0.0, 0.0, 0, 0, 0))
                 self.store.playback_output(player.device_name or "default output")
             else:
+                player = None
                 self.store.playback_output(None)
                 self.store.log_event(f"No sound on this machine: {problem}", "warning")
+        if self.streamer is not None:  # another caller got here first while we waited
+            if player is not None:
+                player.close()
+            return self.streamer
+        self.player = player
         self.streamer = AudioStreamer(
             self.core,
             self.server,
-            tracks,
+            [],
             on_events=self._on_events,
-            on_transport=self._on_transport,
+            on_transport=self.store.transport_effects,
             codec=codec,
             buffer_ms=cfg.buffer_ms,
             loop=cfg.loop,
             local=self.player,
         )
+        self.store.playback_format(cfg.codec, cfg.buffer_ms)
         self.streamer.start()
         self._tasks.spawn(self._report_sync(), name="sync-report")
-        if cfg.autoplay:
-            self.streamer.play()
+        return self.streamer
 
-    def _on_transport(self, effects: list[TransportEffect]) -> None:
-        for effect in effects:
-            match effect:
-                case TrackStarted(meta=meta):
-                    self.store.playback_track(NowPlaying.of(track_message(effect, now_ms())))
-                    by = f" by {meta.artist}" if meta.artist else ""
-                    self.store.log_event(f"Playing {meta.title!r}{by}")
-                case EpochStarted(epoch=epoch):
-                    self.store.playback_epoch(epoch)
-                case QueueEnded():
-                    self.store.playback_ended()
+    async def add_music(self, paths: Sequence[str]) -> None:
+        """Files or whole folders at the end of the queue. When nothing plays, the first
+        of them starts: choosing music is asking to hear it."""
+        try:
+            tracks, skipped = await asyncio.to_thread(_queue, paths)
+        except HostStartError as exc:
+            self.store.log_event(str(exc), "error")
+            return
+        for why in skipped[:SKIPS_LOGGED]:
+            self.store.log_event(f"Skipped: {why}", "warning")
+        if len(skipped) > SKIPS_LOGGED:
+            more = len(skipped) - SKIPS_LOGGED
+            self.store.log_event(f"Skipped {more} more files", "warning")
+        if not tracks:
+            if not skipped:
+                self.store.log_event("No audio files there", "warning")
+            return
+        if self._closed.is_set() or self._closing is not None:
+            return
+        streamer = await self._playback()
+        first_new = len(streamer.tracks)
+        idle = streamer.transport.epoch is None
+        streamer.add(tracks)
+        what = repr(tracks[0].title) if len(tracks) == 1 else f"{len(tracks)} tracks"
+        self.store.log_event(f"Queued {what}")
+        if idle:
+            streamer.play_index(first_new)
 
     async def _report_sync(self) -> None:
         """The local output's figures into the store, once a second."""
@@ -272,6 +305,39 @@ class HostService:
         if pin == "":
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
+
+    def control(self, action: str, seconds: float = 0.0) -> str | None:
+        """play, pause, toggle, seek (by `seconds`), next, prev: the app's keys, the
+        headless commands and a DJ's CONTROL alike. Returns why it cannot, None if done."""
+        streamer = self.streamer
+        if streamer is None or not streamer.tracks:
+            return "Nothing to play yet: add music first"
+        match action:
+            case "play" | "pause" | "toggle":
+                getattr(streamer, action)()
+            case "seek":
+                if not math.isfinite(seconds):
+                    return "seek takes a number of seconds"
+                if streamer.transport.queue[streamer.transport.index].live:
+                    return "A live source cannot be seeked"
+                streamer.seek_by(seconds)
+            case "next" | "prev":
+                streamer.skip(1 if action == "next" else -1)
+            case _:
+                return f"Unknown control {action!r}"
+        return None
+
+    def remove_track(self, index: int) -> None:
+        if self.streamer is not None:
+            self.streamer.remove(index)
+
+    def set_loop(self, loop: bool) -> None:
+        """Loop the queue (or stop looping); kept for music added later."""
+        self.playback = replace(self.playback, loop=loop)
+        if self.streamer is not None:
+            self.streamer.set_loop(loop)
+        else:
+            self.store.playback_loop(loop)
 
     def set_output(
         self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None

@@ -16,6 +16,14 @@ from typing import TypeVar
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import HostEffect
 from loudsync_tui.core.epoch import Epoch
+from loudsync_tui.core.transport import (
+    EpochStarted,
+    QueueChanged,
+    QueueEnded,
+    TrackMeta,
+    TrackStarted,
+    TransportEffect,
+)
 from loudsync_tui.protocol import SyncReport, now_ms
 from loudsync_tui.store.host_reducer import reduce_host
 from loudsync_tui.store.state import (
@@ -250,7 +258,33 @@ class AppStore(Store[AppState]):
     # Playback -------------------------------------------------------------------
 
     def playback_track(self, track: NowPlaying) -> None:
-        self._update_playback(lambda p: replace(p, track=track, ended=False))
+        self._update_playback(
+            lambda p: replace(p, track=track, ended=False, queue_index=track.position)
+        )
+
+    def playback_queue(self, queue: tuple[TrackMeta, ...], index: int, loop: bool) -> None:
+        self._update_playback(lambda p: replace(p, queue=queue, queue_index=index, loop=loop))
+
+    def playback_loop(self, loop: bool) -> None:
+        self._update_playback(lambda p: replace(p, loop=loop))
+
+    def transport_effects(self, effects: Iterable[TransportEffect]) -> None:
+        """The host's transport as state and log lines (the real host and the demo's)."""
+        for effect in effects:
+            match effect:
+                case TrackStarted(meta=meta):
+                    self.playback_track(NowPlaying.started(effect))
+                    by = f" by {meta.artist}" if meta.artist else ""
+                    self.log_event(f"Playing {meta.title!r}{by}")
+                case EpochStarted(epoch=epoch):
+                    self.playback_epoch(epoch)
+                case QueueEnded():
+                    self.playback_ended()
+                case QueueChanged(queue=queue, index=index, loop=loop):
+                    self.playback_queue(queue, index, loop)
+
+    def playback_format(self, codec: str, buffer_ms: float) -> None:
+        self._update_playback(lambda p: replace(p, codec=codec, buffer_ms=buffer_ms))
 
     def playback_epoch(self, epoch: Epoch) -> None:
         self._update_playback(lambda p: replace(p, epoch=epoch, ended=False))

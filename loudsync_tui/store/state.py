@@ -15,6 +15,7 @@ from typing import Literal
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.epoch import Epoch
 from loudsync_tui.core.guest_effects import ConnectionState  # owned by the core; shown here
+from loudsync_tui.core.transport import TrackMeta, TrackStarted
 from loudsync_tui.protocol import ConnectionStatus, LeftReason, SyncReport, Track
 
 LogLevel = Literal["info", "warning", "error"]
@@ -218,6 +219,22 @@ class NowPlaying:
     position: int = 0
     """Its place in the queue (0-based), and the queue's length."""
     queue_length: int = 0
+    live: bool = False
+    """This machine's sound or another live source: no end, no seeking."""
+
+    @classmethod
+    def started(cls, started: TrackStarted) -> NowPlaying:
+        meta = started.meta
+        return cls(
+            started.track_id,
+            meta.title,
+            meta.artist,
+            meta.album,
+            meta.duration_ms,
+            started.position,
+            started.queue_length,
+            meta.live,
+        )
 
     @classmethod
     def of(cls, track: Track) -> NowPlaying:
@@ -245,6 +262,15 @@ class PlaybackState:
     """This app's own output against the timeline; None while nothing plays here."""
     ended: bool = False
     """The queue played to its end."""
+    queue: tuple[TrackMeta, ...] = ()
+    """The host's queue (a guest sees only the current track)."""
+    queue_index: int = 0
+    """The current track's place in `queue`."""
+    loop: bool = False
+    codec: str | None = None
+    """How the host sends audio ("opus", "pcm"); None until known."""
+    buffer_ms: float | None = None
+    """How far ahead of playing audio is sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,3 +219,43 @@ async def test_unreadable_files_are_skipped_and_nothing_playable_is_a_clear_erro
     )
     with pytest.raises(HostStartError, match="Unknown codec"):
         await service.start()
+
+
+async def test_music_added_to_an_idle_session_plays_and_the_queue_can_change(
+    tmp_path: Path,
+) -> None:
+    """The app's picker: a host that started with nothing gets a folder, then a file."""
+    folder = tmp_path / "album"
+    folder.mkdir()
+    write_wav(folder / "01 first.wav", noise(3.0))
+    write_wav(folder / "02 second.wav", noise(3.0))
+    (folder / "cover.txt").write_text("not music")
+    host = await streaming_host([])
+    try:
+        assert host.streamer is None  # nothing opened before there is music
+        assert host.control("toggle") == "Nothing to play yet: add music first"
+        a = await Listener.join(host, "dev-a", audio=True)
+        await host.add_music([str(folder)])
+        await eventually(lambda: len(a.of(Play)) == 1)
+        state = host.store.get().playback
+        assert [t.title for t in state.queue] == ["01 first", "02 second"]
+        assert state.track is not None
+        assert state.track.title == "01 first"
+        assert (state.codec, state.buffer_ms) == ("pcm", PlaybackConfig().buffer_ms)
+        await host.add_music([str(folder / "02 second.wav")])
+        assert len(host.store.get().playback.queue) == 3
+        assert len(a.of(Play)) == 1  # adding while playing changes nothing that plays
+        host.remove_track(0)  # the current one: the next takes its place at once
+        await eventually(lambda: [t.title for t in a.of(Track)] == ["01 first", "02 second"])
+        assert host.store.get().playback.queue_index == 0
+        host.set_loop(True)
+        assert host.store.get().playback.loop
+        assert host.control("seek", float("nan")) == "seek takes a number of seconds"
+        assert host.control("rewind") == "Unknown control 'rewind'"
+        await host.add_music([str(tmp_path / "missing")])
+        log = [e.text for e in host.store.get().log]
+        assert any("no such file" in t for t in log)
+        assert any("Queued 2 tracks" in t for t in log)
+        await a.close()
+    finally:
+        await host.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loudsync_tui.core.epoch import RATE, Epoch
 from loudsync_tui.core.transport import (
     EpochStarted,
+    QueueChanged,
     QueueEnded,
     TrackMeta,
     TrackStarted,
@@ -109,3 +110,78 @@ def test_an_empty_queue_does_nothing() -> None:
     assert t.play(0) == []
     assert t.skip(0, 1) == []
     assert t.due_sample(0) is None
+
+
+def changed(effects: list[object]) -> QueueChanged:
+    [change] = [e for e in effects if isinstance(e, QueueChanged)]
+    return change
+
+
+def test_adding_tracks_extends_the_queue_and_leaves_what_plays_alone() -> None:
+    t = Transport(QUEUE[:1], lead_us=LEAD)
+    t.play(0)
+    playing = t.epoch
+    effects = t.add([TrackMeta("Four"), TrackMeta("Five")])
+    assert [m.title for m in changed(effects).queue] == ["One", "Four", "Five"]
+    assert changed(effects).index == 0
+    assert epochs(effects) == []
+    assert t.epoch is playing
+    assert t.add([]) == []
+
+
+def test_removing_an_earlier_entry_keeps_the_current_track_current() -> None:
+    t = Transport(QUEUE, lead_us=LEAD)
+    t.play(0)
+    t.skip(0, 1)  # "Two"
+    effects = t.remove(100, 0)
+    assert epochs(effects) == []
+    assert changed(effects).index == 0
+    assert t.queue[t.index].title == "Two"
+
+
+def test_removing_the_current_track_plays_the_next_one_in_its_place() -> None:
+    t = Transport(QUEUE, lead_us=LEAD)
+    t.play(0)
+    effects = t.remove(1_000_000, 0)
+    [started] = [e for e in effects if isinstance(e, TrackStarted)]
+    assert started.meta.title == "Two"
+    [epoch] = epochs(effects)
+    assert epoch.playing
+    assert epoch.k0 == 0
+    assert epoch.t0_us == 1_000_000 + LEAD
+    # the last entry removed while current: the one before it becomes current
+    t.skip(0, 1)  # "Three"
+    effects = t.remove(2_000_000, 1)
+    assert t.queue[t.index].title == "Two"
+
+
+def test_removing_the_last_track_stops_the_output() -> None:
+    t = Transport(QUEUE[:1], lead_us=LEAD)
+    t.play(0)
+    effects = t.remove(1_000_000, 0)
+    [stopped] = epochs(effects)
+    assert not stopped.playing
+    assert stopped.t0_us == 1_000_000 + LEAD
+    assert changed(effects).queue == ()
+    assert t.epoch is None
+    assert not t.playing
+    assert t.play(2_000_000) == []  # nothing to play
+    assert t.remove(0, 0) == []
+    assert t.remove(0, -1) == []
+
+
+def test_loop_and_play_index() -> None:
+    t = Transport(QUEUE, lead_us=LEAD)
+    assert changed(t.set_loop(True)).loop
+    assert t.set_loop(True) == []
+    effects = t.play_index(0, 2)
+    assert [e.meta.title for e in effects if isinstance(e, TrackStarted)] == ["Three"]
+    assert epochs(effects)[0].playing
+    assert t.play_index(0, 3) == []
+
+
+def test_a_live_source_cannot_be_seeked() -> None:
+    t = Transport([TrackMeta("This machine's sound", live=True)], lead_us=LEAD)
+    t.play(0)
+    assert t.seek(0, RATE) == []
+    assert t.seek_by(0, 10) == []
