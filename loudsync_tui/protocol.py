@@ -9,8 +9,9 @@ decodes into exactly one of the message types below or raises `ProtocolError`.
 from __future__ import annotations
 
 import enum
+import math
 import time
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeGuard, get_args
 
 import msgspec
 
@@ -32,6 +33,9 @@ class ErrorCode(enum.StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     VERSION_MISMATCH = "VERSION_MISMATCH"
     RATE_LIMITED = "RATE_LIMITED"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    """A joined member asked for something its role does not allow (CONTROL without
+    being a DJ); nothing changed, and the connection stays open."""
 
 
 class CloseCode(enum.IntEnum):
@@ -118,6 +122,9 @@ class MemberInfo(msgspec.Struct, frozen=True, rename="camel"):
     """True: the host verified the member's device key at JOIN; False: the host let it in
     without one (`allow_unproven`). Absent for the host's own row and from hosts that do
     not check keys, so the encoding of older peers is unchanged."""
+    dj: bool = False
+    """The host made this member a DJ: its CONTROL messages play, pause, seek and skip the
+    host's music. Absent (older peers): not a DJ."""
 
 
 class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
@@ -217,6 +224,35 @@ class Ping(_Message, tag="PING", frozen=True):
     """How the guest's speakers follow the timeline, while it plays audio."""
 
 
+ControlAction = Literal["play", "pause", "toggle", "seek", "next", "prev"]
+CONTROL_ACTIONS: Final[frozenset[str]] = frozenset(get_args(ControlAction))
+MAX_SEEK_SECONDS: Final = 3600.0
+SeekSeconds = Annotated[float, msgspec.Meta(ge=-MAX_SEEK_SECONDS, le=MAX_SEEK_SECONDS)]
+"""A relative seek: at most an hour either way (JSON has no NaN or infinity, and a number
+too large for a float is refused too)."""
+
+
+def is_control_action(action: str) -> TypeGuard[ControlAction]:
+    """Whether `action` is one a CONTROL may carry."""
+    return action in CONTROL_ACTIONS
+
+
+def is_seek_seconds(seconds: float) -> bool:
+    """Whether `seconds` is a CONTROL `seconds` the host accepts: finite, within an hour."""
+    return math.isfinite(seconds) and abs(seconds) <= MAX_SEEK_SECONDS
+
+
+class Control(_Message, tag="CONTROL", frozen=True):
+    """A DJ drives the host's playback: play, pause, toggle, seek (by `seconds`, relative:
+    negative goes back), next or prev. The host carries it out for a DJ and answers anyone
+    else with ERROR NOT_ALLOWED; the PLAY, PAUSE, SEEK or TRACK that follows names the DJ
+    in `by`."""
+
+    action: ControlAction
+    seconds: SeekSeconds = 0.0
+    """For "seek" only: how far to move, in seconds (ignored by the other actions)."""
+
+
 class SyncReport(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     """A playing member's output against the session timeline, for the host's table."""
 
@@ -306,6 +342,9 @@ class Track(_Message, tag="TRACK", frozen=True):
     position: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUEUE)] = 0
     """Its place in the host's queue (0 = first), and the queue's length."""
     queue_length: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUEUE)] = 0
+    by: Name | None = None
+    """The name of the DJ whose CONTROL (next or prev) started it; absent when the host
+    did, or the queue moved on by itself."""
 
 
 class _EpochMessage(_Message, frozen=True):
@@ -316,6 +355,8 @@ class _EpochMessage(_Message, frozen=True):
     track_id: TrackId
     at_us: Micros
     sample: Sample
+    by: Name | None = None
+    """The name of the DJ whose CONTROL caused it; absent when the host did."""
 
 
 class Play(_EpochMessage, tag="PLAY", frozen=True):
@@ -342,6 +383,7 @@ Message = (
     | Leave
     | Heartbeat
     | Ping
+    | Control
     | Welcome
     | MemberList
     | MemberJoined
@@ -363,6 +405,7 @@ MESSAGE_TYPES: Final[tuple[type[_Message], ...]] = (
     Leave,
     Heartbeat,
     Ping,
+    Control,
     Welcome,
     MemberList,
     MemberJoined,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from loudsync_tui.protocol import LeftReason, MemberInfo, Message, SyncReport
+from loudsync_tui.protocol import ControlAction, LeftReason, MemberInfo, Message, SyncReport
 
 ConnId = int
 LogLevel = Literal["info", "warning", "error"]
@@ -52,6 +52,8 @@ class MemberAdded:
     address: str = ""
     """The IP it joined from: the host's screen says what banning it would keep out (never
     sent to guests, so not in MemberInfo)."""
+    audio: bool = False
+    """It asked for the audio at JOIN (False: a remote)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class MemberChanged:
     """How well it knows the session clock, as it last said (the host's table only)."""
     sync: SyncReport | None = None
     """How its speakers follow the timeline, as it last said (while it plays audio)."""
+    audio: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,20 @@ class PinChanged:
     pin: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ControlRequested:
+    """A DJ asked to drive playback: the adapter carries `action` out on the host's
+    transport ("seek" moves by `seconds`), and names `name` in the `by` of the TRACK or
+    epoch message that follows. Only a DJ's CONTROL becomes this; anyone else's is
+    answered with ERROR NOT_ALLOWED by the core."""
+
+    member_id: str
+    name: str
+    action: ControlAction
+    seconds: float
+    """As the CONTROL said it (0 when it did not): checked finite and within an hour."""
+
+
 LEFT_WORDS: dict[LeftReason, str] = {
     "left": "left",
     "timeout": "timed out",
@@ -116,5 +133,6 @@ HostEffect = (
     | BansChanged
     | PinChanged
     | AudioWanted
+    | ControlRequested
     | Log
 )

@@ -54,6 +54,7 @@ from loudsync_tui.protocol import (
     MAX_MEMBERS,
     PROTOCOL_VERSION,
     CloseCode,
+    Control,
     DeviceInfo,
     Error,
     ErrorCode,
@@ -80,6 +81,8 @@ from loudsync_tui.protocol import (
     Track,
     Welcome,
     decode,
+    is_control_action,
+    is_seek_seconds,
     should_reconnect,
     type_name,
 )
@@ -173,6 +176,15 @@ class GuestSession:
         """The latest playback epoch the host announced."""
         self._sync: SyncReport | None = None
         self._unasked_audio_logged = False
+        self.client_id: str | None = None
+        """This member's id in the session, as the host named it in WELCOME."""
+        self._dj = False
+
+    @property
+    def is_dj(self) -> bool:
+        """Whether the host made this member a DJ (its CONTROL drives playback), as the
+        member list says; the host decides, so `control()` sends whatever this says."""
+        return self._dj
 
     # Commands -------------------------------------------------------------------
 
@@ -258,6 +270,23 @@ class GuestSession:
         if self.state is not ConnectionState.CONNECTING or self.host is not None or self.ended:
             return []
         return self._lost(None, error)
+
+    def control(self, action: str, seconds: float = 0.0) -> list[GuestEffect]:
+        """Ask the host to play, pause, toggle, seek (by `seconds`, relative; the other
+        actions ignore it), or skip to the next or previous track. Sent only while
+        connected; the host carries it out for a DJ and answers anyone else with ERROR
+        NOT_ALLOWED (logged). A control the host could only refuse as malformed (an unknown
+        action, a seek that is not finite or beyond an hour) is logged here, not sent."""
+        if self.state is not ConnectionState.CONNECTED or not self._open:
+            return []
+        if not is_control_action(action):
+            return [Log("warning", f"Unknown playback control {action!r}; nothing sent")]
+        now = self.clock.wall_ms()
+        if action != "seek":  # `seconds` is the seek's alone: the others leave it out
+            return [Transmit(Control(timestamp=now, action=action))]
+        if not is_seek_seconds(seconds):
+            return [Log("warning", f"Cannot seek by {seconds!r} s (at most an hour either way)")]
+        return [Transmit(Control(timestamp=now, action=action, seconds=float(seconds)))]
 
     def leave(self, reason: str | None = None) -> list[GuestEffect]:
         """Leave for good; `reason`, when given, is shown to the others after "left"."""
@@ -401,6 +430,7 @@ class GuestSession:
                     and self.resume_token == message.resume_token
                 )
                 self.resume_token = message.resume_token
+                self.client_id = message.client_id
                 self._heartbeat_interval = message.heartbeat_interval / 1000
                 self._heartbeat_timeout = message.heartbeat_timeout / 1000
                 self._welcome_deadline = None
@@ -412,6 +442,7 @@ class GuestSession:
                     self.clock_estimator.reset()
                     self._told_uncertainty = None
                     self.epoch = None
+                    self._dj = False  # a role belongs to the member the host held
                 self._probes = ProbeSchedule(
                     idle_interval=self._heartbeat_interval, burst=self.config.clock_burst
                 )
@@ -427,14 +458,24 @@ class GuestSession:
             case MemberList(members=members):
                 self._member_ids = set()
                 kept = self._admit_members(members)
-                return [MembersReplaced(kept), *self._overflow_log(len(members) - len(kept))]
+                mine = next((m for m in kept if m.id == self.client_id), None)
+                role = self._role(mine is not None and mine.dj)
+                return [
+                    MembersReplaced(kept),
+                    *self._overflow_log(len(members) - len(kept)),
+                    *role,
+                ]
             case MemberJoined(member=member):
                 kept = self._admit_members([member])
                 return [MembersUpdated(kept)] if kept else self._overflow_log(1)
             case MemberUpdated(members=members):
                 kept = self._admit_members(members)
-                effects = [MembersUpdated(kept)] if kept else []
-                return effects + self._overflow_log(len(members) - len(kept))
+                effects: list[GuestEffect] = [MembersUpdated(kept)] if kept else []
+                effects += self._overflow_log(len(members) - len(kept))
+                for m in kept:
+                    if m.id == self.client_id:
+                        effects += self._role(m.dj)
+                return effects
             case MemberLeft(member_id=member_id, reason=reason):
                 if member_id not in self._member_ids:
                     return []
@@ -442,8 +483,8 @@ class GuestSession:
                 return [MemberGone(member_id, reason)]
             case Pong():
                 return self._on_pong(message, now)
-            case Track():
-                return [TrackAnnounced(message)]
+            case Track(by=by):
+                return [TrackAnnounced(message, by)]
             case Play() | Pause() | Seek():
                 return self._on_epoch(message)
             case SetOutput(volume=volume, latency_offset_ms=offset):
@@ -453,6 +494,10 @@ class GuestSession:
             case SessionClosed(reason=reason):
                 # The host's own words ("The host ended the session") say it already.
                 return self._end(reason or "The host ended the session", "closed")
+            case Error(code=ErrorCode.NOT_ALLOWED, message=text):
+                # A refused CONTROL: nothing changed, the membership goes on. Never a join
+                # refusal, whatever the state.
+                return [Log("warning", f"The host refused: {text or 'not allowed'}")]
             case Error(code=code, message=text, details=details):
                 if self.state is not ConnectionState.CONNECTED:
                     needs_pin = bool(details and details.get("pinRequired"))
@@ -477,7 +522,16 @@ class GuestSession:
             return []  # a replay of what is known (a resume sends the state again)
         self.epoch = epoch
         self._probes.playing = playing  # the skew is tracked closely while music plays
-        return [EpochChanged(epoch, kind)]
+        return [EpochChanged(epoch, kind, message.by)]
+
+    def _role(self, dj: bool) -> list[GuestEffect]:
+        """This member's DJ role as the member list now says it; a change is logged."""
+        if dj == self._dj:
+            return []
+        self._dj = dj
+        if dj:
+            return [Log("info", "The host made you a DJ: you can play, pause, seek and skip")]
+        return [Log("info", "You are no longer a DJ")]
 
     def report_sync(self, report: SyncReport | None) -> None:
         """How this guest's output follows the timeline; the next PING carries it."""

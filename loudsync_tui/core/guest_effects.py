@@ -146,6 +146,8 @@ class TrackAnnounced:
     """The host's TRACK: what plays next, with its tags."""
 
     track: Track
+    by: str | None = None
+    """The DJ whose "next" or "prev" started it (the TRACK's `by`); None: the host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,9 @@ class EpochChanged:
 
     epoch: Epoch
     kind: Literal["play", "pause", "seek"]
+    by: str | None = None
+    """The DJ whose CONTROL caused it (the message's `by`), so the app can say "Alice
+    paused"; None: the host did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """The host's session rules, without I/O.
 
 `HostSession` owns the member list and every rule about it: JOIN checks in their
-documented order, resume, heartbeat deadlines, rate limits, kick and ban, and the
-batching of MEMBER_UPDATED. Each input (a connection opened, a frame from it, the
-link dropping, a tick, a host command) returns the effects to carry out. The server
-adapter only moves frames and carries out effects.
+documented order, resume, heartbeat deadlines, rate limits, kick and ban, the DJ role
+(who may CONTROL playback), and the batching of MEMBER_UPDATED. Each input (a connection
+opened, a frame from it, the link dropping, a tick, a host command) returns the effects
+to carry out. The server adapter only moves frames and carries out effects.
 
 Why one file past 400 lines: it is one state machine over one member table, and its
 rules interlock (a JOIN's checks read bans, held places, PIN guesses and resume tokens
@@ -30,6 +30,7 @@ from loudsync_tui.core.effects import (
     Broadcast,
     Close,
     ConnId,
+    ControlRequested,
     HostEffect,
     Log,
     MemberAdded,
@@ -45,6 +46,7 @@ from loudsync_tui.protocol import (
     SUPPORTED_VERSIONS,
     CloseCode,
     ConnectionStatus,
+    Control,
     Error,
     ErrorCode,
     Heartbeat,
@@ -122,6 +124,9 @@ class _Member:
     audio: bool = False
     """It asked for the audio frames at JOIN (False: the playback state only)."""
     sync: SyncReport | None = None
+    dj: bool = False
+    """The host let it drive playback (CONTROL). It belongs to this record: a resume keeps
+    it; a leave, kick or drop that runs out ends it with the record."""
 
     def info(self) -> MemberInfo:
         return MemberInfo(
@@ -132,11 +137,12 @@ class _Member:
             self.joined_at,
             self.latency,
             UNSET if self.proven is None else self.proven,
+            self.dj,
         )
 
     def changed(self) -> MemberChanged:
         return MemberChanged(
-            self.info(), self.device_type, self.ip, self.clock_uncertainty_us, self.sync
+            self.info(), self.device_type, self.ip, self.clock_uncertainty_us, self.sync, self.audio
         )
 
 
@@ -366,6 +372,29 @@ class HostSession:
         self.pin = pin or None
         return [PinChanged(self.pin), Log("info", "PIN changed" if pin else "PIN removed")]
 
+    def set_dj(self, member_id: str, dj: bool) -> list[HostEffect]:
+        """Make a member a DJ (`dj`), or take the role back; everyone is told at once."""
+        member = self._members.get(member_id)
+        if member is None:
+            return [Log("warning", f"No member {member_id!r} to change the DJ role of")]
+        if member.is_host:
+            return [Log("warning", "The host has no DJ role: it controls playback anyway")]
+        if member.dj == dj:
+            return []
+        member.dj = dj
+        effects: list[HostEffect] = []
+        conns = self._joined_conns()
+        if conns:
+            # Not batched like status and latency: a role is rare, and its holder should be
+            # able to use it (or stop) at once. Everything in the row is sent as it is now.
+            member.sent_status, member.sent_latency = member.status, member.latency
+            update = MemberUpdated(timestamp=self.clock.wall_ms(), members=[member.info()])
+            effects.append(Broadcast(conns, update))
+        effects.append(member.changed())
+        text = f"{member.name} is now a DJ" if dj else f"{member.name} is no longer a DJ"
+        effects.append(Log("info", text))
+        return effects
+
     def _bans(self) -> BansChanged:
         names = tuple(sorted(self._ban_names.items()))
         return BansChanged(frozenset(self._banned), frozenset(self._banned_ips), names)
@@ -471,7 +500,7 @@ class HostSession:
             effects.append(
                 Broadcast(others, MemberJoined(timestamp=self.clock.wall_ms(), member=info))
             )
-        effects.append(MemberAdded(info, member.device_type, member.ip))
+        effects.append(MemberAdded(info, member.device_type, member.ip, member.audio))
         effects.append(Log("info", f"{member.name} joined from {c.address or 'unknown address'}"))
         return effects
 
@@ -606,6 +635,11 @@ class HostSession:
                     Close(c.id, CloseCode.NORMAL, "left"),
                     *self._remove(member, "left", detail=reason),
                 ]
+            case Control(action=action, seconds=seconds):
+                if not member.dj:
+                    text = "Only a DJ can control playback; ask the host"
+                    return [Send(c.id, self._error(ErrorCode.NOT_ALLOWED, text))]
+                return [ControlRequested(member.id, member.name, action, seconds)]
             case Join():
                 return [Send(c.id, self._error(ErrorCode.INVALID_MESSAGE, "already joined"))]
             case _:

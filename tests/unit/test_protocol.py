@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from loudsync_tui import protocol
 from loudsync_tui.protocol import (
     MESSAGE_TYPES,
+    Control,
     DeviceInfo,
     Error,
     ErrorCode,
@@ -83,11 +84,15 @@ SAMPLES: list[Message] = [
     Pause(timestamp=T, epoch=2, track_id=1, at_us=500_000, sample=12_000),
     Seek(timestamp=T, epoch=3, track_id=1, at_us=750_000, sample=96_000, playing=False),
     SetOutput(timestamp=T, volume=0.5, latency_offset_ms=-12.5),
+    Control(timestamp=T, action="seek", seconds=-10.0),
+    Control(timestamp=T, action="pause"),
+    Play(timestamp=T, epoch=4, track_id=1, at_us=1_000_000, sample=0, by="Ada"),
+    Track(timestamp=T, track_id=2, title="Next", by="Ada"),
 ]
 
 
-def test_samples_cover_all_eighteen_types() -> None:
-    assert len(MESSAGE_TYPES) == 18
+def test_samples_cover_all_nineteen_types() -> None:
+    assert len(MESSAGE_TYPES) == 19
     assert {type(m) for m in SAMPLES} == set(MESSAGE_TYPES)
 
 
@@ -116,6 +121,7 @@ def test_wire_keys_are_camel_case_and_optional_fields_omitted() -> None:
         "connectionStatus": "connected",
         "joinedAt": T - 1,
         "latency": None,
+        "dj": False,
     }
 
 
@@ -304,6 +310,8 @@ STRING_FIELDS: list[tuple[Message, tuple[str | int, ...], str]] = [
     (SAMPLES[12], ("reason",), "$.reason"),
     (SAMPLES[13], ("reason",), "$.reason"),
     (SAMPLES[15], ("message",), "$.message"),
+    (SAMPLES[-2], ("by",), "$.by"),
+    (SAMPLES[-1], ("by",), "$.by"),
 ]
 
 
