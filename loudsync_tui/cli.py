@@ -151,7 +151,10 @@ def _add_playback_options(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[],
         metavar="PATH",
-        help="play these files and folders in order (anything FFmpeg reads)",
+        help="play these files and folders in order (anything FFmpeg reads); the word "
+        "system plays this machine's sound, live: whatever its apps play goes to every "
+        "member, and its own speakers play the synced copy (PulseAudio or PipeWire, "
+        "pulseaudio-utils; ./system for a file of that name)",
     )
     parser.add_argument("--loop", action="store_true", help="start the queue again at its end")
     parser.add_argument(
@@ -372,21 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SOUND_OPTIONS = (
-    ("--play", "play"),
-    ("--loop", "loop"),
-    ("--commands", "commands"),
-    ("--codec", "codec"),
-    ("--buffer-ms", "buffer_ms"),
-    ("--no-local-audio", "audio"),
-    ("--no-audio", "audio"),
-    ("--audio-device", "audio_device"),
-    ("--volume", "volume"),
-    ("--latency-offset-ms", "latency_offset_ms"),
-    ("--output-latency-ms", "output_latency_ms"),
-    ("--dac-skew-ppm", "dac_skew_ppm"),
-)
-"""Options of the headless players; the app does not play sound yet."""
 PIN_NEEDS_TLS = (
     "--pin needs TLS: a PIN is only ever sent inside TLS, so it cannot protect a --no-tls "
     "session (drop --no-tls, or --pin)"
@@ -400,19 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(PIN_NEEDS_TLS)  # exits 2, as any usage error, before anything starts
     if args.command in ("host", "join") and args.json and not args.headless:
         parser.error("--json goes with --headless")
-    if args.command in ("host", "join") and not args.headless:
-        other = "--no-audio" if args.command == "host" else "--no-local-audio"
-        plain = vars(parser.parse_args([args.command, *(["-"] if args.command == "join" else [])]))
-        given = [
-            flag
-            for flag, dest in SOUND_OPTIONS
-            if flag != other and dest in plain and getattr(args, dest) != plain[dest]
-        ]
-        if given:
-            parser.error(
-                f"{', '.join(given)}: sound plays in the headless modes for now "
-                "(add --headless; the app's playback screens are being built)"
-            )
+    if args.command == "host" and args.commands and not args.headless:
+        parser.error("--commands goes with --headless (the app has keys for all of them)")
     if args.command in ("host", "join") and args.list_audio_devices:
         from loudsync_tui.headless.audio_devices import run_list_devices
 

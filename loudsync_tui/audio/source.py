@@ -52,6 +52,8 @@ class TrackInfo:
     album: str | None
     duration_ms: int | None
     """What the container claims; None when it does not say (some streams never do)."""
+    live: bool = False
+    """A live source (this machine's sound, audio/capture.py): no end, no seeking."""
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:

@@ -71,6 +71,10 @@ class ClockEstimate:
     samples: int
     at_local_us: int
 
+    def session_us(self, local_us: float) -> float:
+        """The session time at local monotonic time `local_us`."""
+        return local_us + self.offset_us + self.skew_ppm * 1e-6 * (local_us - self.at_local_us)
+
 
 class ClockEstimator:
     """Fits offset and skew as a line over local time from the window's samples.

@@ -14,11 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from loudsync_tui.audio import remembered
-from loudsync_tui.audio.player import Player
+from loudsync_tui.audio.speakers import open_speakers
 from loudsync_tui.config import (
     GuestConfig,
     OutputConfig,
-    OutputSettings,
     guest_config_from_args,
     output_config_from_args,
 )
@@ -56,26 +55,6 @@ TRUST_HINT = (
 
 CLOCK_REPORT_INTERVAL = 1.0
 """`--json` reports the session clock this often (seconds) once it has an estimate."""
-
-
-async def open_speakers(
-    output: OutputConfig | None, store: AppStore, remember_in: Path | None = None
-) -> Player | None:
-    """This member's player, or None (and the config then asks for no audio): with
-    `--no-audio`, or when there is no sound here, said in one line."""
-    if output is None or not output.enabled:
-        return None
-    player = Player.of(output)
-    if remember_in is not None:
-        player.on_settings = lambda settings: remembered.save(remember_in, settings)
-        remembered.save(remember_in, OutputSettings(output.volume, output.latency_offset_ms))
-    problem = await asyncio.to_thread(player.start)  # opening a device can take a while
-    if problem is not None:
-        store.log_event(f"No sound on this machine ({problem}); joining as a remote", "warning")
-        store.playback_output(None)
-        return None
-    store.playback_output(player.device_name or "default output")
-    return player
 
 
 async def join_headless(

@@ -5,6 +5,10 @@ Pacing follows the session clock, never the network: a chunk leaves when its pla
 is `buffer` away, so a slow member can delay nobody (sends never wait; the server cuts a
 member whose backlog passes the limit). The transport (core/transport.py) decides what
 plays when; this adapter only reads files, encodes and sends.
+
+A live source (this machine's sound, audio/capture.py) is read the same way, except that
+its chunks exist only once captured: each plays a buffer after it was captured, so it
+leaves as soon as its last sample is in (a little later than a file's would).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from loudsync_tui.audio.capture import CaptureBuffer, CaptureError, SystemCapture
 from loudsync_tui.audio.codec import FRAME_SAMPLES, Encoder, make_encoder
 from loudsync_tui.audio.player import Player
 from loudsync_tui.audio.source import TrackError, TrackInfo, read_pcm
@@ -48,6 +54,20 @@ would arrive too late to be heard."""
 WARM_UP_CHUNKS = 2
 """...and the two before them: an Opus decoder that starts mid-stream is off for its
 first packets (up to 65% RMS on the first, measured), so these prime it unheard."""
+
+LIVE_MAX_WAIT_US = 50_000
+"""A live chunk still not captured this long after its last sample's capture time goes
+out with silence for what is missing (the capture stalled): members must not starve."""
+LIVE_RETRY_US = 3_000
+"""How soon the streamer asks again for a live chunk not captured yet."""
+LIVE_TOLERANCE = 96
+"""Samples (2 ms) the live read position may stray from the sound it should read before
+single samples are dropped or repeated, one per chunk, to bring it back: the capture's
+clock and the session's drift apart (some hundred ppm), and a buffer must not grow."""
+LIVE_RESYNC = RATE // 50
+"""Further off than this (20 ms: a stall, a restart) the read position jumps instead."""
+LIVE_FADE = 240
+"""Samples (5 ms) faded out where live audio stops short (a pause or a skip)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +124,154 @@ class _Reader:
             close()
 
 
+class LiveReader:
+    """A live source for one epoch, in exact 960-sample chunks as `_Reader` is a file:
+    epoch sample k is the sound captured at session time `epoch.time_of(k) - lead_us`,
+    so every member plays it a buffer after it was captured. It never ends.
+
+    `next_chunk()` returns None while the chunk is not captured yet ("not yet": ask
+    again in `retry_us`), never as an end. The capture's clock and the session's drift
+    apart: the read position keeps within `LIVE_TOLERANCE` of the capture time it
+    should read by dropping or repeating single samples, where the sound changes least.
+    """
+
+    ended_at: int | None = None
+    """Always None: a live source has no end (`_Reader`'s interface)."""
+
+    def __init__(
+        self,
+        buffer: CaptureBuffer,
+        epoch: Epoch,
+        start: int,
+        *,
+        lead_us: int,
+        session_origin_us: int,
+        clock: Callable[[], float] | None = None,
+        max_wait_us: int = LIVE_MAX_WAIT_US,
+    ) -> None:
+        self.buffer = buffer
+        self.position = start
+        self._epoch = epoch
+        self._offset_us = session_origin_us - lead_us
+        """Monotonic time of a sample's capture minus its session play time."""
+        self._clock = clock or _monotonic_us
+        self._max_wait_us = max_wait_us
+        self._read: int | None = None
+        """The capture index of the next chunk's first sample; None until aligned."""
+        self.retry_us: float = LIVE_RETRY_US
+        self.dropped = 0
+        self.repeated = 0
+        self.resyncs = 0
+        self.missing = 0
+        """Samples sent as silence because the capture had not delivered them in time."""
+        self.chunks = 0
+        self.send_delay_us = 0.0
+        """How long after its last sample was captured the latest chunk went out."""
+        self.max_send_delay_us = 0.0
+        self.error_samples = 0.0
+        """The read position minus where it should be, at the latest chunk."""
+
+    @property
+    def corrections(self) -> int:
+        return self.dropped + self.repeated
+
+    def capture_time_us(self, sample: float) -> float:
+        """The monotonic time (µs) at which the sound this epoch plays as `sample` is
+        captured."""
+        return self._epoch.time_of(sample) + self._offset_us
+
+    def next_chunk(self, *, wait: bool = True) -> NDArray[np.int16] | None:
+        """The next chunk; None while it is not captured yet (never with `wait=False`,
+        which sends silence for what is missing, faded: the epoch is being replaced).
+        TrackError once the capture failed."""
+        buffer = self.buffer
+        if buffer.failed is not None:
+            raise TrackError(buffer.failed)
+        now = self._clock()
+        first = self.capture_time_us(self.position)
+        last = self.capture_time_us(self.position + FRAME_SAMPLES)
+        patient = wait and now < last + self._max_wait_us
+        origin = buffer.origin_us()
+        if origin is None:  # nothing captured yet: the capture is starting
+            if patient:
+                self.retry_us = max(LIVE_RETRY_US, last - now)
+                return None
+            return self._emit(np.zeros((FRAME_SAMPLES, CHANNELS), np.int16), now, last)
+        want = (first - origin) * RATE / 1e6
+        read, step, resync = self._plan(want)
+        take = FRAME_SAMPLES + step
+        if patient and buffer.end < read + take:
+            ready = origin + (read + take) * 1e6 / RATE
+            self.retry_us = min(max(LIVE_RETRY_US, ready - now), self._max_wait_us)
+            return None
+        raw, missing = buffer.read(read, take)
+        self._read = read + take
+        self.error_samples = read - want
+        self.resyncs += resync
+        if step > 0:
+            raw = drop_one(raw)
+            self.dropped += 1
+        elif step < 0:
+            raw = repeat_one(raw)
+            self.repeated += 1
+        if missing:
+            if wait:
+                self.missing += missing
+            else:
+                fade_out(raw, FRAME_SAMPLES - missing)
+        return self._emit(raw, now, last)
+
+    def _plan(self, want: float) -> tuple[int, int, bool]:
+        """Where to read the next chunk, whether to take a sample more (+1: drop one)
+        or less (-1: repeat one) than a chunk, and whether that is a jump."""
+        read = self._read
+        if read is None or abs(read - want) > LIVE_RESYNC:
+            return round(want), 0, read is not None
+        error = read - want
+        if error > LIVE_TOLERANCE:  # reading sound captured too recently: hold back
+            return read, -1, False
+        if error < -LIVE_TOLERANCE:  # reading sound too old: a backlog builds
+            return read, 1, False
+        return read, 0, False
+
+    def _emit(self, chunk: NDArray[np.int16], now: float, last: float) -> NDArray[np.int16]:
+        self.position += FRAME_SAMPLES
+        self.chunks += 1
+        self.send_delay_us = now - last
+        self.max_send_delay_us = max(self.max_send_delay_us, self.send_delay_us)
+        return chunk
+
+    def close(self) -> None:
+        """The capture goes on (the streamer owns it); this epoch's reading ends."""
+
+
+def drop_one(raw: NDArray[np.int16]) -> NDArray[np.int16]:
+    """`raw` less one sample, taken where its neighbours are closest (least heard)."""
+    wide = raw.astype(np.int32)
+    jump = np.abs(wide[2:] - wide[:-2]).sum(axis=1)
+    return np.delete(raw, int(np.argmin(jump)) + 1, axis=0)
+
+
+def repeat_one(raw: NDArray[np.int16]) -> NDArray[np.int16]:
+    """`raw` with one sample said twice, where the sound changes least."""
+    step = np.abs(np.diff(raw.astype(np.int32), axis=0)).sum(axis=1)
+    at = int(np.argmin(step)) if len(step) else 0
+    return np.insert(raw, at, raw[at], axis=0)
+
+
+def fade_out(chunk: NDArray[np.int16], valid: int) -> None:
+    """Fade the last `LIVE_FADE` samples before `valid` to silence (in place); what
+    follows is silence already."""
+    begin = max(0, valid - LIVE_FADE)
+    if valid > begin:
+        ramp = np.linspace(1.0, 0.0, valid - begin, endpoint=False)[:, None]
+        chunk[begin:valid] = (chunk[begin:valid] * ramp).astype(np.int16)
+
+
+def _monotonic_us() -> float:
+    return time.monotonic_ns() / 1000
+
+
 class AudioStreamer:
     def __init__(
         self,
@@ -133,7 +301,7 @@ class AudioStreamer:
         self._wake = asyncio.Event()
         self._tasks = TaskOwner("audio streamer")
         self._runner: asyncio.Task[None] | None = None
-        self._reader: _Reader | None = None
+        self._reader: _Reader | LiveReader | None = None
         self._encoder: Encoder | None = None
         self._next = 0
         """The next sample (of the current epoch's track) to send."""
@@ -141,6 +309,15 @@ class AudioStreamer:
         self._streaming: Epoch | None = None
         """The epoch whose audio the reader and encoder produce."""
         self.chunks_sent = 0
+        self.capture: SystemCapture | None = None
+        """This machine's sound, while a live track is current (paused too)."""
+        self._captures: list[SystemCapture] = []
+        """Every capture started, to be sure all are stopped at the end."""
+
+    @property
+    def live(self) -> LiveReader | None:
+        """The live source's reader while one plays (its figures: corrections, delay)."""
+        return self._reader if isinstance(self._reader, LiveReader) else None
 
     # Commands ---------------------------------------------------------------------
 
@@ -148,20 +325,22 @@ class AudioStreamer:
         if self._runner is None:
             self._runner = self._tasks.spawn(self._run(), name="audio-streamer")
 
-    def play(self) -> None:
-        self._apply(self.transport.play(self._now()))
+    # `by`: the DJ whose CONTROL it is, named in the messages; None: the host.
 
-    def pause(self) -> None:
-        self._apply(self.transport.pause(self._now()))
+    def play(self, by: str | None = None) -> None:
+        self._apply(self.transport.play(self._now()), by)
 
-    def toggle(self) -> None:
-        self._apply(self.transport.toggle(self._now()))
+    def pause(self, by: str | None = None) -> None:
+        self._apply(self.transport.pause(self._now()), by)
 
-    def seek_by(self, seconds: float) -> None:
-        self._apply(self.transport.seek_by(self._now(), seconds))
+    def toggle(self, by: str | None = None) -> None:
+        self._apply(self.transport.toggle(self._now()), by)
 
-    def skip(self, step: int) -> None:
-        self._apply(self.transport.skip(self._now(), step))
+    def seek_by(self, seconds: float, by: str | None = None) -> None:
+        self._apply(self.transport.seek_by(self._now(), seconds), by)
+
+    def skip(self, step: int, by: str | None = None) -> None:
+        self._apply(self.transport.skip(self._now(), step), by)
 
     def play_index(self, index: int) -> None:
         self._apply(self.transport.play_index(self._now(), index))
@@ -192,6 +371,9 @@ class AudioStreamer:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        captures, self._captures, self.capture = self._captures, [], None
+        if captures:  # the machine's sound goes back to its speakers
+            await asyncio.to_thread(_stop_all, captures)
 
     # The pacing loop --------------------------------------------------------------
 
@@ -217,14 +399,30 @@ class AudioStreamer:
             if self._next >= due:
                 ahead = epoch.time_of(self._next) - transport.lead_us - now
                 return max(0.001, ahead / 1e6)
-            if not self._send_one(epoch):
+            sent = self._send_one(epoch)
+            if sent is None and isinstance(self._reader, LiveReader):
+                return self._reader.retry_us / 1e6  # not captured yet
+            if not sent:
                 return 0.0  # the track ended; the next epoch is in place
         return 0.0
 
-    def _send_one(self, epoch: Epoch) -> bool:
+    def _send_one(self, epoch: Epoch) -> bool | None:
+        """True: a chunk went out; False: the track is over (the next epoch is in
+        place); None: a live chunk is not captured yet."""
         reader, encoder = self._reader, self._encoder
         if reader is None or encoder is None:
             return False
+        if isinstance(reader, LiveReader):
+            try:
+                live = reader.next_chunk()
+            except TrackError as exc:  # the capture failed: PLAY tries it again
+                self._on_events([Log("warning", f"{exc}; paused")])
+                self._apply(self.transport.pause(self._now()))
+                return False
+            if live is None:
+                return None
+            self._send_chunk(epoch, encoder, live)
+            return True
         try:
             chunk = reader.next_chunk()
         except TrackError as exc:
@@ -267,7 +465,7 @@ class AudioStreamer:
 
     # Transport effects --------------------------------------------------------------
 
-    def _apply(self, effects: list[TransportEffect]) -> None:
+    def _apply(self, effects: list[TransportEffect], by: str | None = None) -> None:
         if not effects:
             return
         messages: list[HostEffect] = []
@@ -275,9 +473,9 @@ class AudioStreamer:
         for effect in effects:
             match effect:
                 case TrackStarted():
-                    messages += self.core.announce(track_message(effect, timestamp))
+                    messages += self.core.announce(track_message(effect, timestamp, by))
                 case EpochStarted(epoch=epoch, kind=kind):
-                    messages += self.core.announce(_epoch_message(epoch, kind, timestamp))
+                    messages += self.core.announce(_epoch_message(epoch, kind, timestamp, by))
                     self._begin(epoch)
                     if self.local is not None:
                         self.local.set_epoch(epoch)
@@ -298,13 +496,41 @@ class AudioStreamer:
             self._reader = None
         self._sent.clear()
         self._streaming = epoch
+        capture = self._use_capture(epoch)
         if not epoch.playing:
             return
         encoder = make_encoder(self.codec)
         start = epoch.k0 - (FRAME_SAMPLES if encoder.delay_samples else 0)
         self._encoder = encoder
-        self._reader = _Reader(self.tracks[self.transport.index].path, start)
+        if capture is not None:
+            self._reader = LiveReader(
+                capture.buffer,
+                epoch,
+                start,
+                lead_us=self.transport.lead_us,
+                session_origin_us=self.core.started_us,
+            )
+        else:
+            self._reader = _Reader(self.tracks[self.transport.index].path, start)
         self._next = start
+
+    def _use_capture(self, epoch: Epoch) -> SystemCapture | None:
+        """The capture runs while a live track is current: started when it plays, kept
+        while it is paused, stopped once another track is current or it failed (PLAY
+        then starts a new one)."""
+        queue, index = self.transport.queue, self.transport.index
+        live = 0 <= index < len(queue) and queue[index].live
+        capture = self.capture
+        if capture is not None and (not live or capture.buffer.failed is not None):
+            self.capture = None
+            if not self._tasks.closed:  # else aclose stops it
+                self._tasks.spawn(asyncio.to_thread(capture.stop), name="capture-stop")
+            capture = None
+        if live and capture is None and epoch.playing and not self._tasks.closed:
+            capture = self.capture = SystemCapture()
+            self._captures.append(capture)
+            self._tasks.spawn(_start_capture(capture), name="capture-start")
+        return capture
 
     def _top_up(self, until_us: int) -> None:
         """Send the epoch being replaced up to the moment the new one takes over (and a
@@ -316,7 +542,10 @@ class AudioStreamer:
         chunk_us = FRAME_SAMPLES * 1e6 / RATE
         while old.time_of(self._next - encoder.delay_samples) < until_us + chunk_us:
             try:
-                chunk = reader.next_chunk()
+                if isinstance(reader, LiveReader):  # what is not captured yet is silence
+                    chunk = reader.next_chunk(wait=False)
+                else:
+                    chunk = reader.next_chunk()
             except TrackError:
                 return
             if chunk is None:
@@ -324,11 +553,21 @@ class AudioStreamer:
             self._send_chunk(old, encoder, chunk)
 
 
+async def _start_capture(capture: SystemCapture) -> None:
+    with contextlib.suppress(CaptureError):  # kept in its buffer: the reader reports it
+        await asyncio.to_thread(capture.start)
+
+
+def _stop_all(captures: list[SystemCapture]) -> None:
+    for capture in captures:
+        capture.stop()
+
+
 def _meta(track: TrackInfo) -> TrackMeta:
-    return TrackMeta(track.title, track.artist, track.album, track.duration_ms)
+    return TrackMeta(track.title, track.artist, track.album, track.duration_ms, track.live)
 
 
-def track_message(started: TrackStarted, timestamp: int) -> Track:
+def track_message(started: TrackStarted, timestamp: int, by: str | None = None) -> Track:
     meta = started.meta
     return Track(
         timestamp=timestamp,
@@ -339,10 +578,13 @@ def track_message(started: TrackStarted, timestamp: int) -> Track:
         duration_ms=meta.duration_ms,
         position=started.position,
         queue_length=started.queue_length,
+        by=by,
     )
 
 
-def _epoch_message(epoch: Epoch, kind: str, timestamp: int) -> Play | Pause | Seek:
+def _epoch_message(
+    epoch: Epoch, kind: str, timestamp: int, by: str | None = None
+) -> Play | Pause | Seek:
     fields = {
         "timestamp": timestamp,
         "epoch": epoch.number,
@@ -351,7 +593,7 @@ def _epoch_message(epoch: Epoch, kind: str, timestamp: int) -> Play | Pause | Se
         "sample": epoch.k0,
     }
     if kind == "seek":
-        return Seek(**fields, playing=epoch.playing)
+        return Seek(**fields, by=by, playing=epoch.playing)
     if epoch.playing:
-        return Play(**fields)
-    return Pause(**fields)
+        return Play(**fields, by=by)
+    return Pause(**fields, by=by)

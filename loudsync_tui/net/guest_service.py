@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from loudsync_tui.audio import remembered
 from loudsync_tui.audio.player import Player
-from loudsync_tui.config import GuestConfig
+from loudsync_tui.audio.speakers import open_speakers
+from loudsync_tui.config import GuestConfig, OutputConfig, OutputSettings
 from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.effects import LEFT_WORDS, Log
 from loudsync_tui.core.guest import GuestSession
@@ -124,6 +126,8 @@ class _Closed:
 @dataclass(frozen=True, slots=True)
 class _Command:
     name: str
+    action: str = ""
+    seconds: float = 0.0
 
 
 _Input = _Answered | _LookupFailed | _Opened | _ConnectFailed | _Frame | _Closed | _Command
@@ -138,10 +142,19 @@ class GuestService:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         player: Player | None = None,
+        output: OutputConfig | None = None,
+        remember_in: Path | None = None,
     ) -> None:
+        """`output`: open these speakers before joining (the app), unless a `player` is
+        given; `remember_in`: the config dir, where a latency offset set here is kept
+        for the host it was set for."""
         self.config = config
         self.store = store
         self.player = player
+        self._output = output if player is None else None
+        self._remember_in = remember_in
+        self._host_id: str | None = None
+        self._opened_player = False
         """This member's speakers; None for a remote control (no audio asked for)."""
         self._next_report = 0.0
         self.clock = clock or SystemClock()
@@ -173,6 +186,27 @@ class GuestService:
     def retry(self) -> None:
         self._inputs.put_nowait(_Command("retry"))
 
+    def control(self, action: str, seconds: float = 0.0) -> None:
+        """A DJ's play, pause, seek, next, prev (the host refuses anyone else's)."""
+        self._inputs.put_nowait(_Command("control", action, seconds))
+
+    def set_local_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        """This machine's own volume or latency offset (kept for the host it was set for)."""
+        if self.player is None:
+            return
+        self.player.set_output(volume=volume, latency_offset_ms=latency_offset_ms)
+        self.store.playback_sync(self.player.report())
+        directory = self._remember_in
+        if directory is None:
+            return
+        if volume is not None:  # the speakers' volume, whichever host plays
+            kept = remembered.load(directory)
+            remembered.save(directory, OutputSettings(volume, kept.latency_offset_ms))
+        if latency_offset_ms is not None and self._host_id is not None:
+            remembered.save_host_offset(directory, self._host_id, latency_offset_ms)
+
     async def aclose(self) -> None:
         """Leave (sending LEAVE when connected) and wait until everything is closed."""
         if self._runner is None:
@@ -197,6 +231,10 @@ class GuestService:
             except AddressError as exc:
                 self._finish(Ended(str(exc), "refused"))
                 return
+            if self._output is not None:
+                self.player = await open_speakers(self._output, self.store)
+                self._opened_player = self.player is not None
+                self.config = replace(self.config, audio=self.player is not None)
             known = KnownHosts(Path(self.config.trust_dir)) if self.config.trust_dir else None
             self._known = known
             core = self.core = GuestSession(
@@ -261,6 +299,8 @@ class GuestService:
 
     def _feed(self, core: GuestSession, item: _Input) -> list[GuestEffect]:
         if isinstance(item, _Command):
+            if item.name == "control":
+                return core.control(item.action, item.seconds)
             return core.leave() if item.name == "leave" else core.retry()
         if item.generation != self._generation:
             if isinstance(item, _Opened):  # a connection we gave up on meanwhile
@@ -328,6 +368,8 @@ class GuestService:
                     )
                     verb = "Resumed" if resumed else "Joined"
                     store.log_event(f"{verb} {session.name!r} hosted by {session.host_name}")
+                    self._host_id = session.host_id
+                    self._recall_offset(session.host_id)
                 case MembersReplaced(members=members):
                     draft = self._members_draft()
                     draft.clear()
@@ -347,14 +389,18 @@ class GuestService:
                     store.guest_clock(estimate)
                     if self.player is not None:
                         self.player.set_clock(estimate)
-                case TrackAnnounced(track=track):
+                case TrackAnnounced(track=track, by=by):
                     store.playback_track(NowPlaying.of(track))
+                    if by:
+                        store.log_event(f"{by} skipped to {track.title!r}")
                 case OutputSet(volume=volume, latency_offset_ms=offset):
                     if self.player is not None:
                         self.player.set_output(volume=volume, latency_offset_ms=offset)
                         store.log_event(_output_words(volume, offset))
-                case EpochChanged(epoch=epoch):
+                case EpochChanged(epoch=epoch, kind=kind, by=by):
                     store.playback_epoch(epoch)
+                    if by and (kind != "seek" or epoch.k0):  # a skip was said with its TRACK
+                        store.log_event(f"{by} {DJ_WORDS[kind]}")
                     if self.player is not None:
                         self.player.set_epoch(epoch)
                 case Log(level=level, text=text):
@@ -462,6 +508,20 @@ class GuestService:
         await self._tasks.aclose()
         if self.end is None:
             self._finish(Ended("Stopped", "left"))
+        if self._opened_player and self.player is not None:
+            self.player.close()
+
+    def _recall_offset(self, host_id: str) -> None:
+        """The latency offset this machine last used with this host, if one was set."""
+        if self.player is None or self._remember_in is None:
+            return
+        offset = remembered.host_offset(self._remember_in, host_id)
+        if offset is not None:
+            self.player.set_output(latency_offset_ms=offset)
+
+
+DJ_WORDS = {"play": "pressed play", "pause": "paused", "seek": "moved the music"}
+"""How a DJ's PLAY, PAUSE and SEEK read in every member's log."""
 
 
 def _output_words(volume: float | None, offset: float | None) -> str:

@@ -24,6 +24,7 @@ from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import (
     AudioWanted,
+    ControlRequested,
     HostEffect,
     MemberAdded,
     MemberRemoved,
@@ -170,7 +171,9 @@ class HostService:
                 pin=self.core.pin,
             )
         )
-        self.store.host_members_set(member_from_info(m, "host") for m in self.core.members)
+        self.store.host_members_set(
+            member_from_info(m, "host", audio=self.output.enabled) for m in self.core.members
+        )
         if tracks:
             await self._start_playback(tracks)
         if self._advertiser is not None:
@@ -219,7 +222,7 @@ class HostService:
                 self.store.playback_output(player.device_name or "default output")
             else:
                 player = None
-                self.store.playback_output(None)
+                self.store.playback_silent(f"no sound here: {problem}")
                 self.store.log_event(f"No sound on this machine: {problem}", "warning")
         if self.streamer is not None:  # another caller got here first while we waited
             if player is not None:
@@ -237,7 +240,8 @@ class HostService:
             loop=cfg.loop,
             local=self.player,
         )
-        self.store.playback_format(cfg.codec, cfg.buffer_ms)
+        exact = ClockEstimate(-self.core.started_us, 0.0, 0.0, 0, 0, 0)
+        self.store.playback_format(cfg.codec, cfg.buffer_ms, exact)
         self.streamer.start()
         self._tasks.spawn(self._report_sync(), name="sync-report")
         return self.streamer
@@ -306,23 +310,24 @@ class HostService:
             pin = generate_pin()
         self.server.apply(self.core.set_pin(pin))
 
-    def control(self, action: str, seconds: float = 0.0) -> str | None:
+    def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
         """play, pause, toggle, seek (by `seconds`), next, prev: the app's keys, the
-        headless commands and a DJ's CONTROL alike. Returns why it cannot, None if done."""
+        headless commands and a DJ's CONTROL (`by` names the DJ) alike. Returns why it
+        cannot, None if done."""
         streamer = self.streamer
         if streamer is None or not streamer.tracks:
             return "Nothing to play yet: add music first"
         match action:
             case "play" | "pause" | "toggle":
-                getattr(streamer, action)()
+                getattr(streamer, action)(by)
             case "seek":
                 if not math.isfinite(seconds):
                     return "seek takes a number of seconds"
                 if streamer.transport.queue[streamer.transport.index].live:
                     return "A live source cannot be seeked"
-                streamer.seek_by(seconds)
+                streamer.seek_by(seconds, by)
             case "next" | "prev":
-                streamer.skip(1 if action == "next" else -1)
+                streamer.skip(1 if action == "next" else -1, by)
             case _:
                 return f"Unknown control {action!r}"
         return None
@@ -338,6 +343,10 @@ class HostService:
             self.streamer.set_loop(loop)
         else:
             self.store.playback_loop(loop)
+
+    def set_dj(self, member_id: str, dj: bool) -> None:
+        """Let a member play, pause, seek and skip (or no longer)."""
+        self.server.apply(self.core.set_dj(member_id, dj))
 
     def set_output(
         self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
@@ -392,9 +401,24 @@ class HostService:
         for event in events:
             if isinstance(event, AudioWanted) and self.streamer is not None:
                 self.streamer.catch_up(event.conn)
+            elif isinstance(event, ControlRequested):
+                self._dj_control(event)
         self.store.host_effects(events)
         if any(isinstance(e, MemberAdded | MemberRemoved | PinChanged) for e in events):
             self._advertise_count()
+
+    def _dj_control(self, request: ControlRequested) -> None:
+        """A DJ's CONTROL, carried out as the host's own key would be, in their name."""
+        problem = self.control(request.action, request.seconds, by=request.name)
+        what = (
+            f"{request.action} {request.seconds:+g} s"
+            if request.action == "seek"
+            else request.action
+        )
+        if problem is None:
+            self.store.log_event(f"DJ {request.name}: {what}")
+        else:
+            self.store.log_event(f"DJ {request.name} asked for {what}: {problem}", "warning")
 
     def _advertise_count(self) -> None:
         """Keep the TXT record's member count and PIN flag current."""
@@ -409,18 +433,31 @@ class HostService:
 
 
 def _queue(paths: Sequence[str]) -> tuple[list[TrackInfo], list[str]]:
-    """The playable tracks of `paths`, in order, and why each other one is not."""
-    try:
-        files = expand_paths(paths)
-    except TrackError as exc:
-        raise HostStartError(str(exc)) from None
+    """The playable tracks of `paths`, in order, and why each other one is not. The word
+    `system` is this machine's sound, a live track (its speakers then play the session's
+    synced copy: audio/capture.py); `./system` is a file of that name."""
+    from loudsync_tui.audio.capture import SYSTEM_SOURCE, CaptureError, system_track
+
+    if not paths:
+        raise HostStartError("no files given")
     tracks: list[TrackInfo] = []
     skipped: list[str] = []
-    for path in files:
+    for given in paths:
+        if given == SYSTEM_SOURCE:
+            try:
+                tracks.append(system_track())
+            except CaptureError as exc:
+                raise HostStartError(str(exc)) from None
+            continue
         try:
-            tracks.append(probe(path))
+            files = expand_paths([given])
         except TrackError as exc:
-            skipped.append(str(exc))
+            raise HostStartError(str(exc)) from None
+        for path in files:
+            try:
+                tracks.append(probe(path))
+            except TrackError as exc:
+                skipped.append(str(exc))
     return tracks, skipped
 
 

@@ -265,6 +265,9 @@ class AppStore(Store[AppState]):
     def playback_queue(self, queue: tuple[TrackMeta, ...], index: int, loop: bool) -> None:
         self._update_playback(lambda p: replace(p, queue=queue, queue_index=index, loop=loop))
 
+    def playback_silent(self, why: str) -> None:
+        self._update_playback(lambda p: replace(p, output=None, silent=why))
+
     def playback_loop(self, loop: bool) -> None:
         self._update_playback(lambda p: replace(p, loop=loop))
 
@@ -283,8 +286,12 @@ class AppStore(Store[AppState]):
                 case QueueChanged(queue=queue, index=index, loop=loop):
                     self.playback_queue(queue, index, loop)
 
-    def playback_format(self, codec: str, buffer_ms: float) -> None:
-        self._update_playback(lambda p: replace(p, codec=codec, buffer_ms=buffer_ms))
+    def playback_format(
+        self, codec: str, buffer_ms: float, clock: ClockEstimate | None = None
+    ) -> None:
+        self._update_playback(
+            lambda p: replace(p, codec=codec, buffer_ms=buffer_ms, clock=clock or p.clock)
+        )
 
     def playback_epoch(self, epoch: Epoch) -> None:
         self._update_playback(lambda p: replace(p, epoch=epoch, ended=False))

@@ -21,8 +21,11 @@ from loudsync_tui.protocol import MemberInfo
 from loudsync_tui.store.state import LOG_LIMIT, AppState, HostingState, LogEntry, Member
 
 
-def member_from_info(info: MemberInfo, device_type: str = "", address: str = "") -> Member:
-    """`address`: the IP a host sees the member at; guests never learn it."""
+def member_from_info(
+    info: MemberInfo, device_type: str = "", address: str = "", audio: bool = True
+) -> Member:
+    """`address`: the IP a host sees the member at; guests never learn it, nor `audio`
+    (whether it takes the audio)."""
     return Member(
         id=info.id,
         name=info.name,
@@ -33,6 +36,8 @@ def member_from_info(info: MemberInfo, device_type: str = "", address: str = "")
         device_type=device_type,
         proven=info.proven if isinstance(info.proven, bool) else None,
         address=address,
+        audio=audio,
+        dj=info.dj,
     )
 
 
@@ -48,11 +53,11 @@ def reduce_host(state: AppState, effects: Iterable[HostEffect], now_ms: int) -> 
     changed_members = False
     for effect in effects:
         match effect:
-            case MemberAdded(member=info, device_type=device, address=address):
-                members[info.id] = member_from_info(info, device, address)
+            case MemberAdded(member=info, device_type=device, address=address, audio=audio):
+                members[info.id] = member_from_info(info, device, address, audio)
                 changed_members = True
-            case MemberChanged(member=info, device_type=device, address=address):
-                row = member_from_info(info, device, address)
+            case MemberChanged(member=info, device_type=device, address=address, audio=audio):
+                row = member_from_info(info, device, address, audio)
                 members[info.id] = replace(
                     row, clock_uncertainty_us=effect.clock_uncertainty_us, sync=effect.sync
                 )

@@ -45,6 +45,11 @@ class Member:
     what kick-and-ban would ban."""
     sync: SyncReport | None = None
     """How its speakers follow the timeline, as it last reported (while it plays audio)."""
+    audio: bool = True
+    """It takes the audio (False: a remote, which follows the playback state only). Only
+    the host knows; a guest's screen shows everyone as taking it."""
+    dj: bool = False
+    """The host lets it play, pause, seek and skip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +276,10 @@ class PlaybackState:
     """How the host sends audio ("opus", "pcm"); None until known."""
     buffer_ms: float | None = None
     """How far ahead of playing audio is sent."""
+    clock: ClockEstimate | None = None
+    """The host's own session clock (exact); a guest uses `GuestState.clock`."""
+    silent: str | None = None
+    """Why this app plays no sound (one line, what to do about it); None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,9 @@ class LoudsyncApp(App[int], inherit_bindings=False):
             key = DeviceKey.generate()
             settings = AppSettings.for_device(default_name(), key.device_id, key.private)
         self.settings = settings
-        self.services = services or default_services()
+        self.services = services or default_services(
+            settings.playback, settings.output, settings.config_dir
+        )
         self.host_service: HostRunner | None = None
         self.guest_service: GuestRunner | None = None
         self.guest_config: GuestConfig | None = None
@@ -312,6 +314,41 @@ class LoudsyncApp(App[int], inherit_bindings=False):
         if self.host_service is not None:
             self.host_service.set_pin(pin)
 
+    # Music (host) ------------------------------------------------------------
+
+    def add_music(self, paths: list[str]) -> None:
+        """Queue files, folders or this machine's sound; the log says what happened."""
+        if self.host_service is not None:
+            self._spawn(self.host_service.add_music(paths))
+
+    def host_control(self, action: str, seconds: float = 0.0) -> None:
+        if self.host_service is None:
+            return
+        problem = self.host_service.control(action, seconds)
+        if problem is not None:
+            self.notify(problem, severity="warning", timeout=4)
+
+    def remove_track(self, index: int) -> None:
+        if self.host_service is not None:
+            self.host_service.remove_track(index)
+
+    def set_loop(self, loop: bool) -> None:
+        if self.host_service is not None:
+            self.host_service.set_loop(loop)
+
+    def set_member_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        """A member's (or this machine's own) volume or latency offset."""
+        if self.host_service is not None:
+            self.host_service.set_output(
+                member_id, volume=volume, latency_offset_ms=latency_offset_ms
+            )
+
+    def set_dj(self, member_id: str, dj: bool) -> None:
+        if self.host_service is not None:
+            self.host_service.set_dj(member_id, dj)
+
     def stop_hosting(self) -> None:
         """Close the session the user hosts; the store says when it has stopped."""
         self._stopping_host = True
@@ -465,6 +502,17 @@ class LoudsyncApp(App[int], inherit_bindings=False):
             await self._end_guest(service)
 
         self._spawn(fallback())
+
+    def guest_control(self, action: str, seconds: float = 0.0) -> None:
+        """A DJ's key: sent to the host, which carries it out or refuses."""
+        if self.guest_service is not None:
+            self.guest_service.control(action, seconds)
+
+    def set_local_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        if self.guest_service is not None:
+            self.guest_service.set_local_output(volume=volume, latency_offset_ms=latency_offset_ms)
 
     def retry(self) -> None:
         """Try the join again after the link has failed."""

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import DirectoryTree
 
 from loudsync_tui.config import GuestConfig, HostConfig
-from loudsync_tui.protocol import ConnectionStatus
+from loudsync_tui.core.clock_sync import ClockEstimate
+from loudsync_tui.core.transport import TrackMeta
+from loudsync_tui.protocol import ConnectionStatus, SyncReport
 from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.security.trust import decide, host_label
 from loudsync_tui.store import AppStore, ConnectionState, DiscoveredSession, member_from_info
@@ -33,13 +38,29 @@ FINGERPRINT = hashlib.sha256(b"LOUDSYNC demo host").hexdigest()
 IMPOSTOR = hashlib.sha256(b"LOUDSYNC impostor").hexdigest()
 PIN = "482913"
 
-_PEOPLE: list[tuple[str, str, float, ConnectionStatus, float]] = [
-    ("Ada", "terminal", 3.2, "connected", 38.0),
-    ("Linus", "terminal", 12.8, "connected", 1420.0),
-    ("Hedy", "terminal", 41.0, "reconnecting", 0.0),
-    ("Alan", "terminal", 7.4, "connected", 64.0),
+_PEOPLE: list[tuple[str, str, float, ConnectionStatus, float, SyncReport | None]] = [
+    ("Ada", "terminal", 3.2, "connected", 38.0, SyncReport(62.0, 0, 238.0, 1.00002, 1.0, 0.0)),
+    (
+        "Linus",
+        "terminal",
+        12.8,
+        "connected",
+        1420.0,
+        SyncReport(-1830.0, 3, 212.0, 0.9999, 0.8, 180.0),
+    ),
+    ("Hedy", "terminal", 41.0, "reconnecting", 0.0, None),
+    ("Alan", "remote", 7.4, "connected", 64.0, None),
 ]
-"""Name, device, latency ms, status, and how well each knows the session clock (µs)."""
+"""Name, device, latency ms, status, how well each knows the session clock (µs), and how
+its speakers follow the music (None: Alan's is a remote, Hedy's link is down)."""
+QUEUE = [
+    TrackMeta("Clair de lune", "Claude Debussy", "Suite bergamasque", 301_000),
+    TrackMeta("So What", "Miles Davis", "Kind of Blue", 562_000),
+    TrackMeta("Teardrop", "Massive Attack", "Mezzanine", 330_000),
+    TrackMeta("Windowlicker", "Aphex Twin", None, 367_000),
+]
+PLAYED_S = 83
+"""How far into the first track every demo picture is."""
 
 
 def demo_identity(name: str) -> tuple[str, bytes]:
@@ -98,23 +119,43 @@ class DemoHost(SimulatedHost):
     async def start(self) -> None:
         await super().start()
         self.populate()
+        self.play_demo_music()
 
     def populate(self) -> None:
         """Mallory (an old client, unproven) joins and is kicked and banned; then the
         people join, each proving its device key."""
         self.join("dev-mallory", "Mallory", address="192.168.1.66:51704")
         self.kick("dev-mallory", ban_address=True)
-        for name, device, latency, status, clock_us in _PEOPLE:
+        for name, device, latency, status, clock_us, sync in _PEOPLE:
             member_id, key = demo_identity(name)
             self.clock.advance(97)  # no tick: nobody times out, Hedy's place is held
             address = f"192.168.1.{30 + len(name)}:51{len(name)}04"
             self.join(
-                member_id, name, address=address, device_type=device, latency=latency, key=key
+                member_id,
+                name,
+                address=address,
+                device_type=device,
+                latency=latency,
+                key=key,
+                audio=device != "remote",
             )
             if status == "reconnecting":
                 self.drop(member_id)
             else:
-                self.ping(member_id, latency, clock_uncertainty_us=clock_us)
+                self.ping(member_id, latency, clock_uncertainty_us=clock_us, sync=sync)
+        self.set_dj(demo_identity("Ada")[0], True)
+
+    def play_demo_music(self) -> None:
+        """The queue, PLAYED_S seconds into its first track as the screen's frozen clock
+        (0) sees it; this machine's own speakers reporting alongside the guests'."""
+        self.queue(QUEUE)
+        epoch = self.store.get().playback.epoch
+        if epoch is not None:
+            at_zero = ClockEstimate(round(epoch.t0_us + PLAYED_S * 1e6), 0.0, 0.0, 0, 0, 0)
+            playback = self.store.get().playback
+            self.store.playback_format(playback.codec or "opus", playback.buffer_ms or 250, at_zero)
+        self.store.playback_output("Built-in Audio Analog Stereo")
+        self.store.playback_sync(SyncReport(21.0, 0, 244.0, 1.0, 1.0, 0.0))
 
 
 @dataclass
@@ -157,6 +198,16 @@ class DemoGuest:
         store.guest_members_set(member_from_info(m) for m in host.core.members)
         store.guest_latency(3.2)
         store.guest_security(encrypted=True, fingerprint=FINGERPRINT)
+        # The host's music as Ada's app follows it: PLAYED_S into the first track.
+        host.play_demo_music()
+        playing = host.store.get().playback
+        if playing.track is not None and playing.epoch is not None and playing.clock:
+            store.playback_track(replace(playing.track, queue_length=len(QUEUE)))
+            store.playback_epoch(playing.epoch)
+            store.guest_clock(replace(playing.clock, uncertainty_us=38.0))
+            store.playback_format(playing.codec or "opus", playing.buffer_ms or 250)
+        store.playback_output("USB Audio Device")
+        store.playback_sync(SyncReport(62.0, 0, 238.0, 1.00002, 1.0, 0.0))
         store.log_event("Joined 'Friday listening' hosted by Grace")
         store.log_event("Connection to the host lost; reconnecting", "warning")
         store.guest_connection(
@@ -170,6 +221,14 @@ class DemoGuest:
     def retry(self) -> None:
         pass
 
+    def control(self, action: str, seconds: float = 0.0) -> None:
+        pass
+
+    def set_local_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        pass
+
     async def aclose(self) -> None:
         self.ended.set()
 
@@ -178,13 +237,38 @@ class DemoGuest:
         return "left"
 
 
+DEMO_MUSIC = Path(tempfile.gettempdir()) / "loudsync-demo" / "Music"
+"""A folder of empty files with music names, for the picker's picture."""
+_DEMO_FILES = {
+    "Claude Debussy - Suite bergamasque": ["01 Prelude.flac", "03 Clair de lune.flac"],
+    "Miles Davis - Kind of Blue": ["01 So What.flac", "02 Freddie Freeloader.flac"],
+    "Massive Attack - Mezzanine": [],
+    "Podcasts": [],
+}
+
+
+def demo_music() -> Path:
+    for folder, files in _DEMO_FILES.items():
+        (DEMO_MUSIC / folder).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            (DEMO_MUSIC / folder / name).touch()
+    (DEMO_MUSIC / "Windowlicker.mp3").touch()
+    (DEMO_MUSIC / "notes.txt").touch()  # not music: the picker leaves it out
+    return DEMO_MUSIC
+
+
 def demo_app(start: str = "browse") -> LoudsyncApp:
     """An app with demo services, a frozen clock and (on Browse) four sessions listed."""
     store = AppStore()
     store.clock = lambda: T0 + 600_000
     settings = AppSettings.for_device("Grace", "dev-grace")
     if start == "host":
-        settings = replace(settings, start="host", session_name="Friday listening")
+        settings = replace(
+            settings,
+            start="host",
+            session_name="Friday listening",
+            music_dir=str(demo_music()),
+        )
     elif start.startswith("guest"):
         settings = replace(
             AppSettings.for_device("Ada", *demo_identity("Ada")),
@@ -240,6 +324,17 @@ def scenes() -> dict[str, Scene]:
         await pilot.press("down", "down", "k")
         await _settle(pilot, lambda: pilot.app.screen.query(".dialog"))
 
+    async def picker(pilot: Pilot[object]) -> None:
+        await host(pilot)
+        await pilot.press("o")
+
+        def listed() -> bool:
+            trees = pilot.app.screen.query(DirectoryTree)
+            return bool(trees) and len(trees.first().root.children) == 5
+
+        await _settle(pilot, listed)
+        await pilot.press("down", "down")
+
     async def help_(pilot: Pilot[object]) -> None:
         await host(pilot)
         await pilot.press("question_mark")
@@ -276,6 +371,7 @@ def scenes() -> dict[str, Scene]:
         "kick-confirm": ("host", kick),
         "guest-reconnecting": ("guest", host),
         "help": ("host", help_),
+        "picker": ("host", picker),
         "bans": ("host", bans),
         "pin-change": ("host", pin),
         "pin-prompt": ("browse", pin_prompt),

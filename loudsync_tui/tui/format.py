@@ -8,6 +8,7 @@ import time
 
 from rich.text import Text
 
+from loudsync_tui.protocol import SyncReport
 from loudsync_tui.security.certificate import readable, short
 from loudsync_tui.store import (
     ConnectionState,
@@ -15,6 +16,8 @@ from loudsync_tui.store import (
     GuestState,
     LogEntry,
     Member,
+    NowPlaying,
+    PlaybackState,
     join_refusal,
 )
 from loudsync_tui.text import printable
@@ -41,6 +44,8 @@ def member_name(member: Member, own_id: str | None) -> Text:
     text = Text(printable(member.name))
     if member.is_host:
         text.append(" (host)", style="bold")
+    if member.dj:
+        text.append(" (DJ)", style="bold")
     if member.id == own_id:
         text.append(" (you)", style="bold")
     return text
@@ -57,11 +62,131 @@ def member_cells(member: Member, own_id: str | None) -> tuple[Text | str, ...]:
     return (
         member_name(member, own_id),
         status(member.status),
+        sync_error(member),
+        volume(member.sync),
+        offset(member.sync),
+        underruns(member.sync),
         latency(member.latency),
         clock_accuracy(member.clock_uncertainty_us),
         clock(member.joined_at),
         device(member),
     )
+
+
+def sync_error(member: Member) -> Text:
+    """How far its speakers are from the timeline: `±0.06 ms`, red past 1 ms; `remote`
+    for a member that plays no audio; `—` until a playing member has reported."""
+    if not member.audio:
+        return Text("remote", style="dim", justify="right")
+    if member.sync is None:
+        return Text("—", justify="right")
+    ms = abs(member.sync.error_us) / 1000
+    shown = f"±{ms:.2f}" if ms < 10 else f"±{ms:.0f}"
+    return Text(shown, style="bold red" if ms > 1 else "", justify="right")
+
+
+def underruns(sync: SyncReport | None) -> Text:
+    if sync is None:
+        return Text("—", justify="right")
+    return Text(str(sync.underruns), style="yellow" if sync.underruns else "", justify="right")
+
+
+def volume(sync: SyncReport | None) -> Text:
+    """`80%`, `muted`; `—` when not reported."""
+    if sync is None or sync.volume is None:
+        return Text("—", justify="right")
+    if sync.volume == 0:
+        return Text("muted", style="yellow", justify="right")
+    return Text(f"{sync.volume * 100:.0f}%", justify="right")
+
+
+def offset(sync: SyncReport | None) -> Text:
+    if sync is None or sync.latency_offset_ms is None:
+        return Text("—", justify="right")
+    return Text(f"{sync.latency_offset_ms:+.0f}", justify="right")
+
+
+def duration(ms: float | None) -> str:
+    """`3:07`, `1:02:03`; `--:--` when unknown."""
+    if ms is None or not math.isfinite(ms) or ms < 0:
+        return "--:--"
+    seconds = int(ms // 1000)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def track_title(track: NowPlaying) -> Text:
+    """`Title — Artist · Album`: tags are a file's (or a host's) words, shown literally."""
+    text = Text(printable(track.title), style="bold")
+    if track.artist:
+        text.append(" — ")
+        text.append(printable(track.artist))
+    if track.album:
+        text.append(" · ", style="dim")
+        text.append(printable(track.album), style="dim")
+    return text
+
+
+def progress(playback: PlaybackState, position_ms: float | None, width: int) -> Text:
+    """`▶ 1:23 ━━━━━━━━╺──────── 3:45` filling `width` cells; a live source has no bar."""
+    epoch, track = playback.epoch, playback.track
+    if track is None or epoch is None:
+        state = ("■", "stopped")
+    elif playback.ended:
+        state = ("■", "ended")
+    elif epoch.playing:
+        state = ("▶", "playing")
+    else:
+        state = ("⏸", "paused")
+    text = Text(f"{state[0]} ", style="bold")
+    text.append(state[1].ljust(8), style="green" if state[1] == "playing" else "yellow")
+    if track is None:
+        return text
+    if track.live:
+        text.append("live", style="bold")
+        if position_ms is not None:
+            text.append(f"  {duration(position_ms)}", style="dim")
+        return text
+    elapsed = duration(position_ms)
+    total = duration(track.duration_ms)
+    bar_width = width - text.cell_len - len(elapsed) - len(total) - 2
+    text.append(elapsed + " ")
+    if bar_width >= 4:
+        done = 0.0
+        if track.duration_ms and position_ms is not None:
+            done = min(1.0, max(0.0, position_ms / track.duration_ms))
+        filled = round(done * bar_width)
+        text.append("━" * filled, style="bold")
+        text.append("─" * (bar_width - filled), style="dim")
+        text.append(" ")
+    text.append(total)
+    return text
+
+
+def playback_details(playback: PlaybackState, *, host: bool) -> Text:
+    """`track 2/5 · loop · opus · buffer 250 ms · speakers: Built-in`."""
+    parts: list[Text] = []
+    track = playback.track
+    if host and playback.queue:
+        parts.append(Text(f"track {playback.queue_index + 1}/{len(playback.queue)}"))
+    elif track is not None and track.queue_length:
+        parts.append(Text(f"track {track.position + 1}/{track.queue_length}"))
+    if host and playback.loop:
+        parts.append(Text("loop", style="bold"))
+    if playback.codec:
+        parts.append(Text(playback.codec))
+    if playback.buffer_ms is not None:
+        parts.append(Text(f"buffer {playback.buffer_ms:.0f} ms"))
+    if host and playback.output is not None:  # a guest's own line says more (own_speakers)
+        parts.append(Text.assemble(("speakers: ", "dim"), printable(playback.output)))
+    elif host and playback.silent is not None:
+        parts.append(Text(printable(playback.silent), style="yellow"))
+    text = Text()
+    for n, part in enumerate(parts):
+        if n:
+            text.append(" · ", style="dim")
+        text.append_text(part)
+    return text
 
 
 def clock_accuracy(uncertainty_us: float | None) -> Text:
@@ -215,4 +340,26 @@ def guest_security(guest: GuestState) -> Text:
         text.append("   host fingerprint ", style="dim")
         text.append(short(guest.fingerprint) + " …", style="bold")
         text.append(" verified", style="green")
+    return text
+
+
+def own_speakers(playback: PlaybackState) -> Text:
+    """A guest's own output: `speakers NAME · sync ±0.05 ms · buffer 240 ms · vol 100% ·
+    offset +0 ms`, or why it plays nothing."""
+    if playback.silent is not None:
+        return Text(printable(playback.silent), style="yellow")
+    sync = playback.sync
+    if playback.output is None or sync is None:
+        return Text()
+    text = Text.assemble(("speakers ", "dim"), printable(playback.output))
+    ms = abs(sync.error_us) / 1000
+    text.append(" · sync ")
+    text.append(f"±{ms:.2f} ms", style="bold red" if ms > 1 else "")
+    text.append(f" · buffer {sync.buffer_ms:.0f} ms · vol ")
+    text.append_text(volume(sync))
+    text.append(" · offset ")
+    text.append_text(offset(sync))
+    text.append(" ms")
+    if sync.underruns:
+        text.append(f" · {sync.underruns} underruns", style="yellow")
     return text

@@ -8,11 +8,12 @@ actions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from loudsync_tui.config import GuestConfig, HostConfig
+from loudsync_tui.config import GuestConfig, HostConfig, OutputConfig, PlaybackConfig
 from loudsync_tui.net.discovery import ProbeOptions
 from loudsync_tui.store import AppStore, DiscoveredSession
 
@@ -37,6 +38,24 @@ class HostRunner(Protocol):
         """Close the session soon (SESSION_CLOSED to every guest); `aclose` waits for it."""
         ...
 
+    async def add_music(self, paths: Sequence[str]) -> None:
+        """Files, folders or "system" at the end of the queue (problems go to the log)."""
+        ...
+
+    def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
+        """play, pause, toggle, seek, next, prev; returns why it cannot, None if done."""
+        ...
+
+    def remove_track(self, index: int) -> None: ...
+
+    def set_loop(self, loop: bool) -> None: ...
+
+    def set_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None: ...
+
+    def set_dj(self, member_id: str, dj: bool) -> None: ...
+
 
 class GuestRunner(Protocol):
     def start(self) -> None: ...
@@ -50,6 +69,14 @@ class GuestRunner(Protocol):
     def retry(self) -> None:
         """Try again after the link has FAILED."""
         ...
+
+    def control(self, action: str, seconds: float = 0.0) -> None:
+        """A DJ's play, pause, seek, next, prev (the host refuses anyone else's)."""
+        ...
+
+    def set_local_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None: ...
 
 
 class BrowserRunner(Protocol):
@@ -71,18 +98,6 @@ class Services:
     guest: GuestFactory
     browser: BrowserFactory | None
     """None: no LAN discovery (tests, or a machine without multicast)."""
-
-
-def _host(config: HostConfig, store: AppStore) -> HostRunner:
-    from loudsync_tui.net.host_service import HostService
-
-    return HostService(config, store)
-
-
-def _guest(config: GuestConfig, store: AppStore) -> GuestRunner:
-    from loudsync_tui.net.guest_service import GuestService
-
-    return GuestService(config, store)
 
 
 class _StoreListener:
@@ -129,5 +144,24 @@ def _browser(store: AppStore, interfaces: tuple[str, ...], probe: ProbeOptions) 
     return browser
 
 
-def default_services() -> Services:
-    return Services(host=_host, guest=_guest, browser=_browser)
+def default_services(
+    playback: PlaybackConfig | None = None,
+    output: OutputConfig | None = None,
+    remember_in: str | None = None,
+) -> Services:
+    """The real services; the app's sound settings go to each session it starts."""
+    playing = playback or PlaybackConfig()
+    speakers = output or OutputConfig(enabled=False)
+    directory = None if remember_in is None else Path(remember_in)
+
+    def host(config: HostConfig, store: AppStore) -> HostRunner:
+        from loudsync_tui.net.host_service import HostService
+
+        return HostService(config, store, playback=playing, output=speakers)
+
+    def guest(config: GuestConfig, store: AppStore) -> GuestRunner:
+        from loudsync_tui.net.guest_service import GuestService
+
+        return GuestService(config, store, output=speakers, remember_in=directory)
+
+    return Services(host=host, guest=guest, browser=_browser)

@@ -12,11 +12,16 @@ import argparse
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from loudsync_tui.audio import remembered
 from loudsync_tui.config import (
     GuestConfig,
     HostConfig,
+    OutputConfig,
+    PlaybackConfig,
     guest_config_from_args,
     host_config_from_args,
+    output_config_from_args,
+    playback_config_from_args,
 )
 from loudsync_tui.identity import config_dir, default_name, load_identity
 from loudsync_tui.net.discovery import DEFAULT_PROBE, ProbeOptions
@@ -43,6 +48,14 @@ class AppSettings:
     probe: ProbeOptions = DEFAULT_PROBE
     """How Browse checks that listed hosts still answer (`--probe-interval`,
     `--probe-timeout`)."""
+    playback: PlaybackConfig = field(default_factory=PlaybackConfig)
+    """What a hosted session plays from the start (`host --play`), and how it sends it."""
+    output: OutputConfig = field(default_factory=lambda: OutputConfig(enabled=False))
+    """This machine's speakers; off unless built from the command line (tests, demos)."""
+    config_dir: str | None = None
+    """Where output settings are remembered; None: nowhere."""
+    music_dir: str | None = None
+    """Where the music picker opens; None: the user's Music folder, else their home."""
 
     @classmethod
     def for_device(cls, name: str, device_id: str, device_key: bytes | None = None) -> AppSettings:
@@ -75,10 +88,12 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
     start: StartScreen = "browse"
     session_name: str | None = None
     address: str | None = None
+    playback = PlaybackConfig()
     if command == "host":
         start = "host"
         session_name = args.session_name
         host = host_config_from_args(args, identity.device_id, name)
+        playback = playback_config_from_args(args)
     elif command == "join":
         start = "join"
         address = args.address
@@ -93,6 +108,9 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         host=host,
         guest=guest,
         log_file=str(log_path(directory, identity.slot)),
+        playback=playback,
+        output=output_config_from_args(args, remembered.load(directory)),
+        config_dir=str(directory),
         probe=ProbeOptions(
             interval=getattr(args, "probe_interval", None) or DEFAULT_PROBE.interval,
             timeout=getattr(args, "probe_timeout", None) or DEFAULT_PROBE.timeout,

@@ -12,14 +12,26 @@ Nothing ticks by itself: deadlines (heartbeats, held places) pass only on `tick`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from loudsync_tui.audio.source import TrackError, expand_paths, probe
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import ManualClock
+from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import Close, ConnId, HostEffect
 from loudsync_tui.core.host import HostSession
-from loudsync_tui.protocol import PROTOCOL_VERSION, DeviceInfo, Join, JoinProof, Ping, encode
+from loudsync_tui.core.transport import TrackMeta, Transport
+from loudsync_tui.protocol import (
+    PROTOCOL_VERSION,
+    DeviceInfo,
+    Join,
+    JoinProof,
+    Ping,
+    SyncReport,
+    encode,
+)
 from loudsync_tui.security.device_key import new_nonce, sign_join
 from loudsync_tui.store import AppStore, HostingState, member_from_info
 
@@ -57,6 +69,8 @@ class SimulatedHost:
         """The open connection of each joined member, by member id."""
         self._next_conn: ConnId = 1
         self._closed = False
+        self.transport = Transport([])
+        self._format_set = False
 
     async def start(self) -> None:
         cfg = self.config
@@ -86,6 +100,7 @@ class SimulatedHost:
         device_type: str = "terminal",
         latency: float | None = None,
         key: bytes | None = None,
+        audio: bool = False,
     ) -> ConnId:
         """A guest connects from `address` ("ip:port") and sends a JOIN (with the PIN, if
         any); then, given a `latency`, a PING that reports it.
@@ -110,6 +125,7 @@ class SimulatedHost:
             device=DeviceInfo(member_id, name, device_type),
             pin=self.core.pin,
             proof=proof,
+            audio=audio or None,
         )
         self._apply(self.core.received(conn, encode(join)))
         if latency is not None:
@@ -117,13 +133,18 @@ class SimulatedHost:
         return conn
 
     def ping(
-        self, member_id: str, latency: float, clock_uncertainty_us: float | None = None
+        self,
+        member_id: str,
+        latency: float,
+        clock_uncertainty_us: float | None = None,
+        sync: SyncReport | None = None,
     ) -> None:
         ping = Ping(
             timestamp=self.clock.wall_ms(),
             latency=latency,
             sent_us=None if clock_uncertainty_us is None else 0,
             clock_uncertainty_us=clock_uncertainty_us,
+            sync=sync,
         )
         self._apply(self.core.received(self._conns[member_id], encode(ping)))
 
@@ -145,6 +166,81 @@ class SimulatedHost:
 
     def set_pin(self, pin: str | None) -> None:
         self._apply(self.core.set_pin(self.generated_pin if pin == "" else pin))
+
+    def set_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        self._apply(
+            self.core.set_output(member_id, volume=volume, latency_offset_ms=latency_offset_ms)
+        )
+
+    def set_dj(self, member_id: str, dj: bool) -> None:
+        self._apply(self.core.set_dj(member_id, dj))
+
+    # Music: the real transport on the fake clock; no audio is made --------------
+
+    def queue(self, tracks: Iterable[TrackMeta], *, codec: str = "opus") -> None:
+        """Tracks at the end of the queue, as if probed from files."""
+        if not self._format_set:
+            self._format_set = True
+            # The screen reads the loop's clock: session time now is the fake clock's.
+            local_now = round(time.monotonic() * 1e6)
+            exact = ClockEstimate(self.core.session_clock_us - local_now, 0.0, 0.0, 0, 0, 0)
+            self.store.playback_format(codec, self.transport.lead_us / 1000, exact)
+        idle = self.transport.epoch is None
+        first = len(self.transport.queue)
+        self.store.transport_effects(self.transport.add(list(tracks)))
+        if idle:
+            self.store.transport_effects(self.transport.play_index(self._now(), first))
+
+    async def add_music(self, paths: Sequence[str]) -> None:
+        tracks: list[TrackMeta] = []
+        for path in paths:
+            if path == "system":
+                tracks.append(TrackMeta("This machine's sound", live=True))
+                continue
+            try:
+                files = await asyncio.to_thread(expand_paths, [path])
+            except TrackError as exc:
+                self.store.log_event(str(exc), "error")
+                continue
+            for file in files:
+                try:
+                    info = await asyncio.to_thread(probe, file)
+                except TrackError as exc:
+                    self.store.log_event(f"Skipped: {exc}", "warning")
+                    continue
+                tracks.append(TrackMeta(info.title, info.artist, info.album, info.duration_ms))
+        if tracks:
+            self.queue(tracks)
+
+    def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
+        t, now = self.transport, self._now()
+        if not t.queue:
+            return "Nothing to play yet: add music first"
+        effects = {
+            "play": lambda: t.play(now),
+            "pause": lambda: t.pause(now),
+            "toggle": lambda: t.toggle(now),
+            "seek": lambda: t.seek_by(now, seconds),
+            "next": lambda: t.skip(now, 1),
+            "prev": lambda: t.skip(now, -1),
+        }.get(action)
+        if effects is None:
+            return f"Unknown control {action!r}"
+        if action == "seek" and t.queue[t.index].live:
+            return "A live source cannot be seeked"
+        self.store.transport_effects(effects())
+        return None
+
+    def remove_track(self, index: int) -> None:
+        self.store.transport_effects(self.transport.remove(self._now(), index))
+
+    def set_loop(self, loop: bool) -> None:
+        self.store.transport_effects(self.transport.set_loop(loop))
+
+    def _now(self) -> int:
+        return self.core.session_clock_us
 
     def stop(self) -> None:
         """Close soon, as the real service does from a task."""

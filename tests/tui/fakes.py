@@ -96,6 +96,8 @@ class FakeGuest:
     store: AppStore
     left: bool = False
     retried: int = 0
+    controls: list[tuple[str, float]] = field(default_factory=list)
+    outputs: list[tuple[float | None, float | None]] = field(default_factory=list)
     closed: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -109,6 +111,14 @@ class FakeGuest:
     def retry(self) -> None:
         self.retried += 1
         self.store.guest_connection(ConnectionState.CONNECTING)
+
+    def control(self, action: str, seconds: float = 0.0) -> None:
+        self.controls.append((action, seconds))
+
+    def set_local_output(
+        self, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None:
+        self.outputs.append((volume, latency_offset_ms))
 
     def end(
         self,

@@ -93,12 +93,11 @@ async def test_plain_host_says_unencrypted_and_help_lists_the_new_keys(
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert isinstance(app.screen, HelpScreen)
-        assert app.screen.rows[:4] == [
-            ("k", "Kick"),
-            ("b", "Bans"),
-            ("p", "PIN"),
-            ("s", "Stop session"),
-        ]
+        rows = app.screen.rows
+        session_keys = [("k", "Kick"), ("b", "Bans"), ("p", "PIN"), ("s", "Stop session")]
+        start = rows.index(session_keys[0])
+        assert rows[start : start + 4] == session_keys
+        assert rows[:2] == [("o", "Add music"), ("space", "Play/Pause")]
 
 
 async def test_p_sets_generates_and_removes_the_pin(store: AppStore, fakes: FakeServices) -> None:

@@ -44,20 +44,16 @@ def test_good_values_pass_and_a_bare_pin_asks_for_a_generated_one() -> None:
     assert build_parser().parse_args(["join", "h", "--pin", "0042"]).pin == "0042"
 
 
-@pytest.mark.parametrize(
-    ("argv", "named"),
-    [
-        (["host", "--play", "song.mp3"], "--play"),
-        (["host", "--no-local-audio", "--buffer-ms", "100"], "--buffer-ms, --no-local-audio"),
-        (["join", "h", "--no-audio"], "--no-audio"),
-        (["join", "h", "--volume", "0.5"], "--volume"),
-    ],
-)
-def test_sound_options_without_headless_are_a_usage_error_not_ignored(
-    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_commands_on_stdin_need_headless(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(argv)
+        main(["host", "--commands"])
     assert exited.value.code == 2
-    err = capsys.readouterr().err
-    assert f"{named}: sound plays in the headless modes for now" in err
+    assert "--commands goes with --headless" in capsys.readouterr().err
+
+
+def test_the_app_takes_the_sound_options() -> None:
+    args = build_parser().parse_args(
+        ["host", "--play", "a.flac", "b", "--buffer-ms", "120", "--no-local-audio"]
+    )
+    settings_args = (args.play, args.buffer_ms, args.audio)
+    assert settings_args == (["a.flac", "b"], 120.0, False)

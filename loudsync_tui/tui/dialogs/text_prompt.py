@@ -87,3 +87,18 @@ def check_address(text: str) -> str | None:
     if not port.isdigit() or not 0 < int(port) < 65536:
         return f"{port!r} is not a port number (1-65535)."
     return None
+
+
+def number_check(low: float, high: float, what: str) -> Validator:
+    """A validator for a number from `low` to `high`."""
+
+    def check(text: str) -> str | None:
+        try:
+            value = float(text)
+        except ValueError:
+            return f"{text[:20]!r} is not a number."
+        if not low <= value <= high:  # NaN fails this too
+            return f"{what} must be {low:g} to {high:g}."
+        return None
+
+    return check

@@ -7,17 +7,31 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from loudsync_tui.store import ConnectionState, GuestState
+from loudsync_tui.core.clock_sync import ClockEstimate
+from loudsync_tui.protocol import SyncReport
+from loudsync_tui.store import ConnectionState, GuestState, PlaybackState
 from loudsync_tui.text import printable
 from loudsync_tui.tui import format
 from loudsync_tui.tui.screens.base import StoreScreen
 from loudsync_tui.tui.widgets.event_log import EventLog
 from loudsync_tui.tui.widgets.member_table import MemberTable
+from loudsync_tui.tui.widgets.now_playing import NowPlayingPanel
 from loudsync_tui.tui.widgets.title_bar import TitleBar
 
 
 class GuestScreen(StoreScreen):
+    # A guest's own speakers: volume, offset, mute. A DJ also gets the host's music keys.
     BINDINGS = [
+        Binding("plus", "volume(0.1)", "Louder", show=False),
+        Binding("minus", "volume(-0.1)", "Quieter", show=False),
+        Binding("left_square_bracket", "offset(-5)", "Offset -5 ms", show=False),
+        Binding("right_square_bracket", "offset(5)", "Offset +5 ms", show=False),
+        Binding("m", "mute", "Mute here"),
+        Binding("space", "dj('toggle')", "Play/Pause (DJ)"),
+        Binding("left", "dj('seek', -10)", "Back 10 s (DJ)", show=False, priority=True),
+        Binding("right", "dj('seek', 10)", "Forward 10 s (DJ)", show=False, priority=True),
+        Binding("n", "dj('next')", "Next (DJ)", show=False),
+        Binding("P", "dj('prev')", "Previous (DJ)", show=False),
         Binding("l", "leave", "Leave"),
         Binding("r", "retry", "Retry"),
     ]
@@ -27,13 +41,18 @@ class GuestScreen(StoreScreen):
         yield Static("", id="guest-info", classes="info")
         yield Static("", id="guest-link", classes="info")
         yield Static("", id="guest-security", classes="info")
-        yield MemberTable(id="members")
+        yield NowPlayingPanel(host=False, local_us=self._local_us, id="now-playing")
+        yield MemberTable(id="members", sound=False)
         yield EventLog(id="log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_heading("Joining")
+        self._unmuted: float | None = None
         self.watch_store(lambda s: s.guest, self._draw)
+        self.watch_store(
+            lambda s: (s.playback, s.guest.clock if s.guest else None), self._draw_playback
+        )
         self.watch_store(lambda s: s.log, self.query_one(EventLog).show)
         self.query_one(MemberTable).focus()
         self.set_interval(0.5, self._tick)
@@ -82,6 +101,57 @@ class GuestScreen(StoreScreen):
             line.append(" ms")
         self.query_one("#guest-link", Static).update(line)
 
+    def _local_us(self) -> float:
+        return self.loudsync.monotonic() * 1e6
+
+    def _draw_playback(self, slice_: tuple[PlaybackState, ClockEstimate | None]) -> None:
+        playback, clock = slice_
+        self.query_one(NowPlayingPanel).show(playback, clock, format.own_speakers(playback))
+
+    def _is_dj(self) -> bool:
+        guest = self.store.get().guest
+        if guest is None or guest.client_id is None:
+            return False
+        me = guest.members.get(guest.client_id)
+        return me is not None and me.dj
+
+    def action_dj(self, action: str, seconds: float = 0.0) -> None:
+        self.loudsync.guest_control(action, seconds)
+
+    def _sync(self) -> SyncReport | None:
+        playback = self.store.get().playback
+        if playback.sync is None:
+            self.notify(
+                f"This machine plays no sound: {playback.silent or 'nothing plays yet'}.",
+                severity="warning",
+            )
+        return playback.sync
+
+    def action_volume(self, step: float) -> None:
+        sync = self._sync()
+        if sync is not None:
+            now = 1.0 if sync.volume is None else sync.volume
+            self._unmuted = None
+            self.loudsync.set_local_output(volume=round(min(1.5, max(0.0, now + step)), 2))
+
+    def action_offset(self, step: float) -> None:
+        sync = self._sync()
+        if sync is not None:
+            now = sync.latency_offset_ms or 0.0
+            self.loudsync.set_local_output(latency_offset_ms=min(2000.0, max(-2000.0, now + step)))
+
+    def action_mute(self) -> None:
+        sync = self._sync()
+        if sync is None:
+            return
+        volume = 1.0 if sync.volume is None else sync.volume
+        if self._unmuted is not None or volume == 0:
+            self.loudsync.set_local_output(volume=self._unmuted or 1.0)
+            self._unmuted = None
+        else:
+            self._unmuted = volume
+            self.loudsync.set_local_output(volume=0.0)
+
     def _tick(self) -> None:
         """Keeps the reconnect countdown moving between store updates."""
         guest = self.store.get().guest
@@ -93,6 +163,8 @@ class GuestScreen(StoreScreen):
             guest = self.store.get().guest
             # Only offered once the link has failed: a key that does nothing is not shown.
             return bool(guest and guest.connection is ConnectionState.FAILED)
+        if action == "dj":
+            return self._is_dj()  # the host refuses the others: the keys are not offered
         return True
 
     def action_leave(self) -> None:

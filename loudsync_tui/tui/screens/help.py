@@ -35,7 +35,15 @@ def key_rows(screen: Screen[object]) -> list[tuple[str, str]]:
     app_descriptions = {
         a.binding.description for a in screen.active_bindings.values() if a.node is screen.app
     }
-    ordered = sorted(own.items(), key=lambda item: item[0] in app_descriptions)
+    # The screen's keys in the order it declares them (priority keys would come first).
+    declared = {
+        b.description: n
+        for n, b in enumerate(getattr(screen, "BINDINGS", ()))
+        if isinstance(b, Binding)
+    }
+    ordered = sorted(
+        own.items(), key=lambda item: (item[0] in app_descriptions, declared.get(item[0], 999))
+    )
     rows = [(" / ".join(sorted(keys, key=len)), what) for what, keys in ordered]
     if screen.query(DataTable):
         rows.append(("↑ / ↓", "Move through the table"))

@@ -10,16 +10,26 @@ from loudsync_tui.tui.widgets.keyed_table import Cell, KeyedTable
 
 
 class MemberTable(KeyedTable):
-    COLUMNS = (
+    COLUMNS: tuple[tuple[str, str], ...] = (
         ("name", "Name"),
         ("status", "Status"),
+        ("sync", "Sync ms"),
+        ("volume", "Volume"),
+        ("offset", "Offset ms"),
+        ("underruns", "Underruns"),
         ("latency", "Latency ms"),
         ("clock", "Clock ms"),
         ("joined", "Joined"),
         ("device", "Device"),
     )
 
-    def __init__(self, *, id: str | None = None) -> None:
+    SOUND_COLUMNS = frozenset({"sync", "underruns", "volume", "offset"})
+    """What only the host learns (each member reports it to the host alone)."""
+
+    def __init__(self, *, id: str | None = None, sound: bool = True) -> None:
+        if not sound:
+            self.COLUMNS = tuple(c for c in type(self).COLUMNS if c[0] not in self.SOUND_COLUMNS)
+        self._keep = [n for n, c in enumerate(type(self).COLUMNS) if c in self.COLUMNS]
         super().__init__(id=id)
         self._cells: dict[str, tuple[Member, str | None, tuple[Cell, ...]]] = {}
 
@@ -32,6 +42,7 @@ class MemberTable(KeyedTable):
             if seen is not None and seen[0] is m and seen[1] == own_id:
                 rows[m.id] = seen[2]
             else:
-                rows[m.id] = format.member_cells(m, own_id)
+                cells = format.member_cells(m, own_id)
+                rows[m.id] = tuple(cells[n] for n in self._keep)
         self._cells = {k: (members[k], own_id, cells) for k, cells in rows.items()}
         self.reconcile(rows)
