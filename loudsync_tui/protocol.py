@@ -345,6 +345,8 @@ class Track(_Message, tag="TRACK", frozen=True):
     by: Name | None = None
     """The name of the DJ whose CONTROL (next or prev) started it; absent when the host
     did, or the queue moved on by itself."""
+    live: bool = False
+    """A live source (the host machine's own sound): no end, and SEEK is refused."""
 
 
 class _EpochMessage(_Message, frozen=True):

@@ -579,6 +579,7 @@ def track_message(started: TrackStarted, timestamp: int, by: str | None = None) 
         position=started.position,
         queue_length=started.queue_length,
         by=by,
+        live=meta.live,
     )
 
 

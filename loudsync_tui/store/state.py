@@ -251,6 +251,7 @@ class NowPlaying:
             track.duration_ms,
             track.position,
             track.queue_length,
+            track.live,
         )
 
 

@@ -193,6 +193,7 @@ async def test_the_machines_sound_reaches_members_a_buffer_after_it_played(
             "Null Output",  # the speakers it came from
             None,
         )
+        assert track.live  # members are told: no end, no seeking
         assert host.store.get().playback.queue[0].live
         got = pcm([f for _, f in listener.frames], play.epoch)
         assert dominant_hz(got[-RATE // 2 :, 0]) == pytest.approx(TONE_HZ, abs=4)

@@ -116,6 +116,10 @@ class GuestScreen(StoreScreen):
         return me is not None and me.dj
 
     def action_dj(self, action: str, seconds: float = 0.0) -> None:
+        track = self.store.get().playback.track
+        if action == "seek" and track is not None and track.live:
+            self.notify("A live source cannot be seeked.", severity="warning", timeout=3)
+            return
         self.loudsync.guest_control(action, seconds)
 
     def _sync(self) -> SyncReport | None:
