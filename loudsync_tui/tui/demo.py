@@ -165,6 +165,8 @@ class DemoGuest:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     trust: str | None = None
     """"new" or "changed": the join stops at that trust question instead."""
+    link_lost: bool = True
+    """The picture with the link down (reconnecting); False: connected, playing."""
 
     def start(self) -> None:
         store = self.store
@@ -209,6 +211,12 @@ class DemoGuest:
         store.playback_output("USB Audio Device")
         store.playback_sync(SyncReport(62.0, 0, 238.0, 1.00002, 1.0, 0.0))
         store.log_event("Joined 'Friday listening' hosted by Grace")
+        if not self.link_lost:
+            store.guest_connection(ConnectionState.CONNECTED)
+            store.log_event("The host made you a DJ: you can play, pause, seek and skip")
+            store.log_event("Linus paused")
+            store.log_event("Linus pressed play")
+            return
         store.log_event("Connection to the host lost; reconnecting", "warning")
         store.guest_connection(
             ConnectionState.RECONNECTING, attempt=2, max_attempts=3, next_attempt_at=3.0
@@ -278,7 +286,7 @@ def demo_app(start: str = "browse") -> LoudsyncApp:
     trust = start.removeprefix("guest-") if start in ("guest-new", "guest-changed") else None
 
     def guest(config: GuestConfig, store: AppStore) -> DemoGuest:
-        return DemoGuest(config, store, trust=trust)
+        return DemoGuest(config, store, trust=trust, link_lost=start != "guest-playing")
 
     services = Services(host=DemoHost, guest=guest, browser=None)
     app = LoudsyncApp(store=store, settings=settings, services=services)
@@ -370,6 +378,7 @@ def scenes() -> dict[str, Scene]:
         "host": ("host", host),
         "kick-confirm": ("host", kick),
         "guest-reconnecting": ("guest", host),
+        "guest-playing": ("guest-playing", host),
         "help": ("host", help_),
         "picker": ("host", picker),
         "bans": ("host", bans),

@@ -344,16 +344,16 @@ def guest_security(guest: GuestState) -> Text:
 
 
 def own_speakers(playback: PlaybackState) -> Text:
-    """A guest's own output: `speakers NAME · sync ±0.05 ms · buffer 240 ms · vol 100% ·
-    offset +0 ms`, or why it plays nothing."""
+    """A guest's own output: `here: sync ±0.05 ms · buffer 240 ms · vol 100% · offset
+    +0 ms · DEVICE` (the device last: a long name is what gets cut), or why it plays
+    nothing."""
     if playback.silent is not None:
         return Text(printable(playback.silent), style="yellow")
     sync = playback.sync
     if playback.output is None or sync is None:
         return Text()
-    text = Text.assemble(("speakers ", "dim"), printable(playback.output))
     ms = abs(sync.error_us) / 1000
-    text.append(" · sync ")
+    text = Text.assemble(("here: ", "dim"), "sync ")
     text.append(f"±{ms:.2f} ms", style="bold red" if ms > 1 else "")
     text.append(f" · buffer {sync.buffer_ms:.0f} ms · vol ")
     text.append_text(volume(sync))
@@ -362,4 +362,6 @@ def own_speakers(playback: PlaybackState) -> Text:
     text.append(" ms")
     if sync.underruns:
         text.append(f" · {sync.underruns} underruns", style="yellow")
+    text.append(" · ")
+    text.append(printable(playback.output))
     return text

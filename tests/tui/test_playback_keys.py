@@ -181,7 +181,7 @@ async def test_a_guest_sets_its_own_sound_and_a_dj_runs_the_music(fakes: FakeSer
         await pilot.press("space", "right", "n", "P")
         await wait_for(pilot, lambda: len(guest.controls) == 4)
         assert guest.controls == [("toggle", 0.0), ("seek", 10.0), ("next", 0.0), ("prev", 0.0)]
-        assert "speakers USB Audio" in app.screen.query_one(NowPlayingPanel).text()
+        assert "· USB Audio" in app.screen.query_one(NowPlayingPanel).text()
 
 
 async def test_a_guest_without_sound_says_why(fakes: FakeServices) -> None:

@@ -142,6 +142,24 @@ def test_output_settings_are_remembered_and_a_damaged_file_is_the_defaults(
     assert remembered.load(tmp_path) == OutputSettings(1.5, -2000.0)  # clamped to the limits
 
 
+def test_a_latency_offset_is_kept_per_host_beside_the_speakers_settings(tmp_path: Path) -> None:
+    assert remembered.host_offset(tmp_path, "host-a") is None
+    remembered.save(tmp_path, OutputSettings(0.7, 20.0))
+    remembered.save_host_offset(tmp_path, "host-a", 180.0)
+    remembered.save_host_offset(tmp_path, "host-b", -35.0)
+    assert remembered.host_offset(tmp_path, "host-a") == 180.0
+    assert remembered.host_offset(tmp_path, "host-b") == -35.0
+    assert remembered.load(tmp_path) == OutputSettings(0.7, 20.0)  # untouched by either
+    remembered.save(tmp_path, OutputSettings(0.9, 20.0))
+    assert remembered.host_offset(tmp_path, "host-a") == 180.0  # and this one by that
+    for n in range(remembered.HOSTS_KEPT):
+        remembered.save_host_offset(tmp_path, f"other-{n}", 1.0)
+    assert remembered.host_offset(tmp_path, "host-a") is None  # the oldest go first
+    (tmp_path / remembered.FILE_NAME).write_text('{"hosts": {"h": "loud"}, "volume": "x"}')
+    assert remembered.host_offset(tmp_path, "h") is None
+    assert remembered.load(tmp_path) == OutputSettings()
+
+
 def test_the_clock_is_probed_once_a_second_while_music_plays_and_idles_otherwise() -> None:
     g = Guest()
     g.connected(interval=5000)
