@@ -35,7 +35,6 @@ import bisect
 import contextlib
 import fcntl
 import itertools
-import json
 import math
 import os
 import random
@@ -55,13 +54,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.children import die_with_parent
 from benchmarks.clock import cpu_seconds
 from benchmarks.media import noise, write_wav
-from benchmarks.report import Row, within
+from benchmarks.report import Row, figures_table, publish, within
 from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -633,29 +631,19 @@ def notes(result: dict[str, Any]) -> list[str]:
 
 def table(result: dict[str, Any]) -> Table:
     m, plan = result["machine"], result["plan"]
-    t = Table(
-        title=escape(
+    return figures_table(
+        title=(
             f"LOUDSYNC app on a {COLS}x{ROWS} pty while playing ({plan['duration_s']:g} s idle "
             f"after a {plan['warmup_s']:g} s warm-up, {plan['presses']} key presses) on "
             f"{m['nproc']} cores, {m['cpu']}, Python {m['python']}"
         ),
-        caption=escape(
+        caption=(
             "Host with --no-local-audio, TERM=xterm-256color; frames counted by "
             "ESC[?2026h; key latency = Space written to the pty until the new state word "
             "is read back."
         ),
+        rows=rows(result),
     )
-    for name, justify in (
-        ("figure", "left"),
-        ("target", "right"),
-        ("measured", "right"),
-        ("", "center"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows(result):
-        mark = "" if row.ok is None else ("[green]pass[/]" if row.ok else "[red]fail[/]")
-        t.add_row(escape(row.figure), escape(row.target), escape(row.measured), mark)
-    return t
 
 
 def parse_plan(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
@@ -710,15 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     result["duration_s"] = round(time.monotonic() - started, 1)
     result["checks"] = [row.__dict__ for row in rows(result)]
     result["notes"] = notes(result)
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=130)
-    out.print(table(result))
-    for line in result["notes"]:
-        out.print(f"- {line}", highlight=False, markup=False)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    console.print(f"took {result['duration_s']} s; wrote {output}")
+    publish(result, table(result), result["notes"], output, console)
     return 0
 
 

@@ -44,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.children import die_with_parent
-from benchmarks.report import Row, us, within
+from benchmarks.report import Row, figures_table, publish, us, within
 from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -663,7 +663,7 @@ def notes(result: dict[str, Any]) -> list[str]:
 
 def table(result: dict[str, Any]) -> Table:
     m = result["machine"]
-    t = Table(
+    return figures_table(
         title=f"LOUDSYNC session clock ({'quick' if result['quick'] else 'full'}: "
         f"{result['plan']['duration_s']:g} s after a {WARMUP_S:g} s warm-up) on "
         f"{m['nproc']} cores, {m['cpu']}, Python {m['python']}",
@@ -673,18 +673,8 @@ def table(result: dict[str, Any]) -> Table:
             f"every process: {m['loadavg_before']} / {m['loadavg_end_of_measuring']} / "
             f"{m['loadavg_after']}."
         ),
+        rows=rows(result),
     )
-    for name, justify in (
-        ("figure", "left"),
-        ("target", "right"),
-        ("measured", "right"),
-        ("", "center"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows(result):
-        mark = "" if row.ok is None else ("[green]pass[/]" if row.ok else "[red]fail[/]")
-        t.add_row(row.figure, row.target, row.measured, mark)
-    return t
 
 
 # Main -------------------------------------------------------------------------------
@@ -792,15 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     result["duration_s"] = round(time.monotonic() - started, 1)
     result["checks"] = [row.__dict__ for row in rows(result)]
     result["notes"] = notes(result)
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=130)
-    out.print(table(result))
-    for line in result["notes"]:
-        out.print(f"- {line}", highlight=False)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    console.print(f"took {result['duration_s']} s; wrote {output}")
+    publish(result, table(result), result["notes"], output, console)
     return 0
 
 

@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.pulse_rig import PulseRig, pulse_unavailable_reason
-from benchmarks.report import Row, us, within
+from benchmarks.report import Row, figures_table, publish, us, within
 from benchmarks.run import machine
 from benchmarks.sync_analysis import WindowOffset, offsets, summary
 from benchmarks.sync_session import (
@@ -1003,24 +1003,14 @@ def run_scenario(
 
 def table(result: dict[str, Any]) -> Table:
     m = result["machine"]
-    t = Table(
+    return figures_table(
         title=f"LOUDSYNC synchronized playback ({'quick' if result['quick'] else 'full'}) on "
         f"{m['nproc']} cores, {m['cpu']}, Python {m['python']}",
         caption="B-A: right channel minus left in one recording of the PulseAudio rig "
         "(100 ms windows every 250 ms). Load average before / after: "
         f"{m['loadavg_before']} / {m['loadavg_after']}.",
+        rows=rows(result["scenarios"]),
     )
-    for name, justify in (
-        ("figure", "left"),
-        ("target", "right"),
-        ("measured", "right"),
-        ("", "center"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in rows(result["scenarios"]):
-        mark = "" if row.ok is None else ("[green]pass[/]" if row.ok else "[red]fail[/]")
-        t.add_row(row.figure, row.target, row.measured, mark)
-    return t
 
 
 def parse(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
@@ -1092,14 +1082,8 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["duration_s"] = round(time.monotonic() - started, 1)
     result["checks"] = [asdict(row) for row in rows(result["scenarios"])]
-    out = Console() if Console().is_terminal else Console(width=140)
-    out.print(table(result))
     result["notes"] = notes(result["scenarios"])
-    for line in result["notes"]:
-        out.print(f"- {line}", highlight=False, soft_wrap=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    console.print(f"took {result['duration_s']} s; wrote {args.output}")
+    publish(result, table(result), result["notes"], args.output, console, width=140)
     return 0
 
 
