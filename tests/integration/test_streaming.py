@@ -16,7 +16,18 @@ from loudsync_tui.audio.codec import FRAME_SAMPLES
 from loudsync_tui.config import OutputConfig, PlaybackConfig
 from loudsync_tui.core.epoch import RATE
 from loudsync_tui.net.host_service import HostService, HostStartError
-from loudsync_tui.protocol import Message, Pause, Play, Seek, Track, decode
+from loudsync_tui.protocol import (
+    Control,
+    Error,
+    ErrorCode,
+    Message,
+    Pause,
+    Play,
+    Seek,
+    Track,
+    decode,
+    now_ms,
+)
 from loudsync_tui.protocol_audio import AudioFrame, decode_frame
 from loudsync_tui.store import AppStore
 from tests.integration.conftest import FAST_HOST
@@ -257,5 +268,33 @@ async def test_music_added_to_an_idle_session_plays_and_the_queue_can_change(
         assert any("no such file" in t for t in log)
         assert any("Queued 2 tracks" in t for t in log)
         await a.close()
+    finally:
+        await host.aclose()
+
+
+async def test_only_a_dj_controls_the_music_and_everyone_hears_who_did(tmp_path: Path) -> None:
+    """Over real sockets: a member's CONTROL is refused until the host makes it a DJ;
+    then it pauses the host's music, and the PAUSE names it."""
+    path = write_wav(tmp_path / "noise.wav", noise(20.0))
+    host = await streaming_host([path])
+    try:
+        ada = await RawGuest.connect(host.port)
+        await ada.join("dev-ada", audio=None)
+        bob = await Listener.join(host, "dev-bob", audio=None)
+        await eventually(lambda: len(bob.of(Play)) == 1)
+        await ada.send(Control(timestamp=now_ms(), action="pause"))
+        refused = await ada.recv_type(Error)
+        assert refused.code == ErrorCode.NOT_ALLOWED
+        assert host.streamer is not None
+        assert host.streamer.transport.playing  # nothing changed
+        host.set_dj("dev-ada", True)
+        await ada.send(Control(timestamp=now_ms(), action="pause"))
+        await eventually(lambda: len(bob.of(Pause)) == 1)
+        (pause,) = bob.of(Pause)
+        assert pause.by == "Raw"  # the name RawGuest joins with
+        assert not host.streamer.transport.playing
+        assert any("DJ Raw: pause" in e.text for e in host.store.get().log)
+        await ada.close()
+        await bob.close()
     finally:
         await host.aclose()
