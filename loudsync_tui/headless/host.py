@@ -29,6 +29,7 @@ from loudsync_tui.headless.console import (
 from loudsync_tui.headless.playback_events import report_sync, watch_playback
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.host_service import HostService, HostStartError
+from loudsync_tui.net.process_limits import settle_the_collector
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.security.certificate import comparison_code, readable
 from loudsync_tui.store import AppStore
@@ -52,6 +53,7 @@ async def serve_headless(
     service = HostService(config, store, playback=playback, output=output)
     try:
         await service.start()
+        settle_the_collector()  # a process of its own: what exists now stays
     except HostStartError as exc:
         return fail(str(exc))
     # A PIN the user chose is not repeated anywhere; a generated one is shown once, on

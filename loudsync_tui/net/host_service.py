@@ -34,6 +34,7 @@ from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
+from loudsync_tui.net.process_limits import raise_open_files
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
@@ -137,6 +138,8 @@ class HostService:
             raise HostStartError(f"Bad PIN: {problem}")
         if cfg.pin is not None and not cfg.tls:
             raise HostStartError(PIN_NEEDS_TLS)
+        if (short := raise_open_files(cfg.max_members)) is not None:
+            self.store.log_event(short, "warning")
         ssl_context = None
         if cfg.tls:
             try:

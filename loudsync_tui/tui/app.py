@@ -26,6 +26,7 @@ from textual.widgets import Input
 
 from loudsync_tui.config import GuestConfig
 from loudsync_tui.identity import default_name
+from loudsync_tui.net.process_limits import settle_the_collector
 from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore, DiscoveredSession, GuestState, LogEntry, Unsubscribe
 from loudsync_tui.text import printable
@@ -292,6 +293,8 @@ class LoudsyncApp(App[int], inherit_bindings=False):
     async def _run_host(self, service: HostRunner) -> None:
         try:
             await service.start()
+            if self.settings.settle_collector:
+                settle_the_collector()
         except Exception as exc:
             log.debug("host start failed", exc_info=True)
             if self.host_service is service:

@@ -56,6 +56,10 @@ class AppSettings:
     """Where output settings are remembered; None: nowhere."""
     music_dir: str | None = None
     """Where the music picker opens; None: the user's Music folder, else their home."""
+    settle_collector: bool = False
+    """Once hosting has started, keep what exists out of the garbage collector's sight
+    (`process_limits.settle_the_collector`): for the real app, not for tests sharing a
+    process."""
 
     @classmethod
     def for_device(cls, name: str, device_id: str, device_key: bytes | None = None) -> AppSettings:
@@ -111,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         playback=playback,
         output=output_config_from_args(args, remembered.load(directory)),
         config_dir=str(directory),
+        settle_collector=True,
         probe=ProbeOptions(
             interval=getattr(args, "probe_interval", None) or DEFAULT_PROBE.interval,
             timeout=getattr(args, "probe_timeout", None) or DEFAULT_PROBE.timeout,
