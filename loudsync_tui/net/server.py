@@ -27,6 +27,7 @@ from websockets.http11 import Request, Response
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.net.tasks import TaskOwner
+from loudsync_tui.net.tls_buffers import use_small_tls_buffers, write_in_pieces
 from loudsync_tui.protocol import SessionAnswer, encode
 from loudsync_tui.security.device_key import CHALLENGE_HEADER, new_nonce
 
@@ -42,6 +43,33 @@ CLOSE_DEADLINE = 2.0
 
 class PortsUnavailable(OSError):
     """No port in the tried range could be bound."""
+
+
+class HostConnection(ServerConnection):
+    """A guest's connection to the host's server.
+
+    Over TLS it uses small buffers (see `tls_buffers`): asyncio's TLS layer would keep a
+    256 KiB read buffer for each guest, and OpenSSL a write buffer as large as the largest
+    frame the guest was ever sent.
+    """
+
+    _small_tls = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio calls this once the TLS handshake is done, with the TLS transport.
+        self._small_tls = use_small_tls_buffers(transport)
+        super().connection_made(transport)
+
+    def send_data(self) -> None:
+        """What websockets does, except that over TLS frames go in small pieces."""
+        if not self._small_tls:
+            super().send_data()
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                write_in_pieces(self.transport, data)
+            else:  # the end of the stream: TLS cannot half-close, so close (as websockets)
+                self.transport.close()
 
 
 class SessionServer:
@@ -84,6 +112,7 @@ class SessionServer:
                     ssl=ssl_context,
                     open_timeout=cfg.join_timeout,
                     logger=log,
+                    create_connection=HostConnection,  # small TLS buffers
                 )
             except OSError as exc:
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
