@@ -6,15 +6,19 @@ MEMBER_LEFT. No validation, rate limits, heartbeats, store or logging: the gap b
 it and our host is what our own work costs. `websockets` runs with its defaults
 (permessage-deflate, keepalive pings), as our server does.
 
-Run: `python -m benchmarks.bare_server` prints `listening on port N` and serves.
+Run: `python -m benchmarks.bare_server` prints `listening on port N` and serves;
+with `--certfile CERT --keyfile KEY` it serves `wss://` with that certificate, with the
+same TLS settings as our host (TLS 1.2 or later, `websockets`' own use of asyncio's TLS).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import secrets
 import signal
+import ssl
 import sys
 import time
 from typing import Any
@@ -87,23 +91,37 @@ class BareServer:
             broadcast(list(self.sockets.values()), _encode(left), text=True)
 
 
-async def main() -> None:
+def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    """As our host's: `loudsync_tui.security.certificate.HostCertificate.server_context`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+async def main(tls: ssl.SSLContext | None = None) -> None:
     server = BareServer()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serve(server.handle, "127.0.0.1", 0) as ws_server:
+    async with serve(server.handle, "127.0.0.1", 0, ssl=tls) as ws_server:
         port = next(iter(ws_server.sockets)).getsockname()[1]
         print(f"listening on port {port}", flush=True)
         await stop.wait()
 
 
 if __name__ == "__main__":
-    import resource
+    from benchmarks.loadgen import raise_fd_limit
 
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_server")
+    parser.add_argument("--certfile", help="serve wss:// with this PEM certificate")
+    parser.add_argument("--keyfile", help="the certificate's PEM private key")
+    args = parser.parse_args()
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together")
+    context = None if args.certfile is None else tls_context(args.certfile, args.keyfile)
+    raise_fd_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        asyncio.run(main(context))
     sys.exit(0)

@@ -11,25 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import ssl
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
 
-from benchmarks.wsclient import WsClient
+from benchmarks.wsclient import HandshakeError, WsClient, insecure_context
 
 _JOINED = b'{"type":"MEMBER_JOINED"'
 _LEFT = b'{"type":"MEMBER_LEFT"'
 _PROBE = b'"probe-'
 
 
-def raise_fd_limit() -> None:
-    """A thousand sockets need more than the common soft limit of 1,024 descriptors."""
+def _nr_open() -> int:
+    """The kernel's ceiling for any process's open-files limit."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE as far as the hard limit allows (thousands
+    of sockets need more than the common 1,024); returns (soft, hard) as they now are,
+    -1 for unlimited. Only root can raise the hard limit; this does not try."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 65536)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    want = _nr_open() if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return int(soft), int(hard)
 
 
 def join_frame(device_id: str, session_id: str) -> bytes:
@@ -45,10 +60,16 @@ def join_frame(device_id: str, session_id: str) -> bytes:
 
 
 async def join(
-    port: int, session_id: str, device_id: str, on_message: Any = None
+    port: int,
+    session_id: str,
+    device_id: str,
+    on_message: Any = None,
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[WsClient, float, float]:
-    """Connect and join: (client, when JOIN was sent, when WELCOME and MEMBER_LIST were in)."""
-    client = await WsClient.connect(port, on_message, queued=True)
+    """Connect (over TLS when `tls` is given) and join: (client, when JOIN was sent, when
+    WELCOME and MEMBER_LIST were in)."""
+    client = await WsClient.connect(port, on_message, queued=True, tls=tls)
     sent = time.monotonic()
     client.send_text(join_frame(device_id, session_id))
     got: set[bytes] = set()
@@ -70,6 +91,7 @@ class Worker:
         self.guests: dict[str, list[WsClient]] = {}
         self.arrivals: dict[tuple[str, str], list[float]] = {}
         self.changed = asyncio.Event()
+        self.tls = insecure_context()
 
     def on_message(self, client: WsClient, data: bytes, at: float) -> None:
         if _PROBE not in data:
@@ -85,17 +107,40 @@ class Worker:
         record[1] = max(record[1], at)
         self.changed.set()
 
-    async def add(self, group: str, port: int, session_id: str, prefix: str, count: int) -> int:
-        sem = asyncio.Semaphore(16)
+    async def add(
+        self,
+        group: str,
+        port: int,
+        session_id: str,
+        prefix: str,
+        count: int,
+        secure: bool = False,
+        parallel: int = 16,
+    ) -> tuple[int, int, str]:
+        """Join `count` more guests of `group`, `parallel` at a time: (guests now, joins
+        that failed, the first failure). A failed join is counted, not raised, so a level
+        the machine cannot hold says so instead of ending the run."""
+        sem = asyncio.Semaphore(parallel)
         guests = self.guests.setdefault(group, [])
+        failures: list[str] = []
 
         async def one(i: int) -> None:
             async with sem:
-                guest, _, _ = await join(port, session_id, f"{prefix}-{i:05d}", self.on_message)
-                guests.append(guest)
+                try:
+                    guest, _, _ = await join(
+                        port,
+                        session_id,
+                        f"{prefix}-{i:05d}",
+                        self.on_message,
+                        tls=self.tls if secure else None,
+                    )
+                except (OSError, RuntimeError, TimeoutError, HandshakeError) as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    guests.append(guest)
 
         await asyncio.gather(*(one(i) for i in range(count)))
-        return len(guests)
+        return len(guests), len(failures), failures[0] if failures else ""
 
     async def wait(self, group: str, kind: str, member_id: str, within: float) -> tuple[int, float]:
         """Until every guest of `group` heard of `member_id` (or `within` s): (count, last)."""
@@ -128,6 +173,8 @@ async def _serve(conn: Connection) -> None:
         try:
             if command == "add":
                 result = await worker.add(*args)
+            elif command == "limits":
+                result = resource.getrlimit(resource.RLIMIT_NOFILE)
             elif command == "wait":
                 result = await worker.wait(*args)
             elif command in ("close", "exit"):

@@ -1,37 +1,54 @@
-"""Join, fan-out and memory, against our host and the bare baseline, each in its own process.
+"""Join, fan-out and memory, against our host and the bare baseline, each in its own process,
+over plain `ws://` and over `wss://`.
 
-Both servers run as subprocesses at once (ours exactly as `python -m loudsync_tui
-host --headless`), guests live in load-generator worker processes, and one prober in
-this process joins and leaves again and again, alternating between the two servers
-round by round, timing its own join and asking the workers when the last of them heard
-of it. Alternating keeps a busy neighbour on the machine from favouring either side.
+Four servers run as subprocesses at once: ours exactly as `python -m loudsync_tui host
+--headless` (with `--no-tls`, and without it: then it serves `wss://` with the
+certificate it makes in its `--config-dir`), and the bare baseline plain and with TLS
+on a certificate of the same kind (P-256, self-signed, made by
+`loudsync_tui.security.certificate.load_or_create`). Guests live in load-generator
+worker processes, and one prober in this process joins and leaves again and again,
+going round the four servers round by round, timing its own join and asking the
+workers when the last of them heard of it. Going round keeps a busy neighbour on the
+machine from favouring any of them, and puts the TLS figures beside the plain ones.
+Over TLS the load generators and the prober do not verify the certificate (loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import re
-import resource
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from benchmarks.children import die_with_parent
 from benchmarks.loadgen import join, raise_fd_limit, worker_main
+from benchmarks.wsclient import insecure_context
+from loudsync_tui.security.certificate import load_or_create
 
 SESSION_ID = "bench"
 LONG_HEARTBEAT = ("--heartbeat-interval", "300", "--heartbeat-timeout", "600")
 """The load guests send nothing after JOIN; long heartbeat deadlines keep them joined.
 The host's tick still runs every second, as with the defaults."""
+
+KINDS = ("bare", "ours")
+TRANSPORTS = ("ws", "wss")
+SPARE_FILES = 64
+"""Descriptors a process needs besides its sockets to the servers (pipes, logs, imports)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def summary(values: list[float]) -> dict[str, float | int]:
+def summary(values: list[float]) -> dict[str, Any]:
     return {
         "n": len(values),
         "p50_ms": round(statistics.median(values), 2),
@@ -58,20 +75,44 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _raise_limit_in_child() -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+def open_files_limit(pid: int) -> int:
+    """The soft limit on open files of a running process; -1 for unlimited."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return -1 if soft == "unlimited" else int(soft)
+    raise RuntimeError("no open-files limit")
+
+
+def _child_setup() -> None:
+    """Before exec in a server process: as many open files as the hard limit allows (as
+    `prlimit` would; the host also raises its own), and die with the benchmark."""
+    raise_fd_limit()
+    die_with_parent()
 
 
 @dataclass
 class ServerProcess:
     kind: str
+    transport: str
     proc: subprocess.Popen[str]
     port: int
     log: Path
 
+    @property
+    def name(self) -> str:
+        """The guests' group in the workers, and the key in the results."""
+        return f"{self.kind}-{self.transport}"
+
+    @property
+    def secure(self) -> bool:
+        return self.transport == "wss"
+
     def rss_kib(self) -> int:
         return rss_kib(self.proc.pid)
+
+    def open_files(self) -> int:
+        return open_files_limit(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -82,7 +123,17 @@ class ServerProcess:
             self.proc.wait()
 
 
-def _our_command(max_members: int, config_dir: str) -> list[str]:
+@cache
+def _host_help() -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "loudsync_tui", "host", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _our_command(max_members: int, config_dir: str, *, tls: bool) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -107,31 +158,33 @@ def _our_command(max_members: int, config_dir: str) -> list[str]:
         config_dir,
         *LONG_HEARTBEAT,
     ]
-    helptext = subprocess.run(
-        [sys.executable, "-m", "loudsync_tui", "host", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "--no-tls" in helptext:  # plain ws://, the same transport as the baseline
-        cmd.append("--no-tls")
+    if "--no-tls" not in _host_help():
+        if tls:
+            raise RuntimeError("this host cannot serve wss:// (no --no-tls option)")
+        return cmd  # an older host, plain only
+    if not tls:
+        cmd.append("--no-tls")  # plain ws://, the same transport as the plain baseline
     return cmd
 
 
-def start_server(kind: str, max_members: int, workdir: Path) -> ServerProcess:
-    """Start `ours` or `bare` and wait for the line that names its port."""
+def start_server(kind: str, transport: str, max_members: int, workdir: Path) -> ServerProcess:
+    """Start `ours` or `bare` over `ws` or `wss` and wait for the line that names its port."""
+    tls = transport == "wss"
     if kind == "ours":
-        cmd = _our_command(max_members, str(workdir / "config"))
+        cmd = _our_command(max_members, str(workdir / f"config-{transport}"), tls=tls)
     else:
         cmd = [sys.executable, "-m", "benchmarks.bare_server"]
-    log = workdir / f"{kind}.stderr.log"
+        if tls:
+            cert = load_or_create(workdir / "bare-tls", "LOUDSYNC bare benchmark")
+            cmd += ["--certfile", str(cert.cert_path), "--keyfile", str(cert.key_path)]
+    log = workdir / f"{kind}-{transport}.stderr.log"
     with log.open("w") as err:
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
             stderr=err,  # a file: a pipe nobody reads would block the host's logging
             text=True,
-            preexec_fn=_raise_limit_in_child,
+            preexec_fn=_child_setup,
             cwd=Path(__file__).resolve().parent.parent,
         )
     assert proc.stdout is not None
@@ -139,8 +192,11 @@ def start_server(kind: str, max_members: int, workdir: Path) -> ServerProcess:
     found = re.search(r"(?:127\.0\.0\.1:|port )(\d+)", line)
     if found is None:
         proc.kill()
-        raise RuntimeError(f"{kind} server did not start: {line!r}; see {log}")
-    return ServerProcess(kind, proc, int(found.group(1)), log)
+        raise RuntimeError(f"{kind} {transport} server did not start: {line!r}; see {log}")
+    if tls and kind == "ours" and "wss://" not in line:
+        proc.kill()
+        raise RuntimeError(f"our host did not serve wss://: {line!r}")
+    return ServerProcess(kind, transport, proc, int(found.group(1)), log)
 
 
 class Workers:
@@ -161,6 +217,10 @@ class Workers:
     def guests(self, group: str) -> int:
         return sum(self.sizes.get(group, ()))
 
+    def share(self, total: int) -> int:
+        """The most guests of one group that any one worker holds at `total`."""
+        return math.ceil(total / len(self.conns))
+
     async def ask_all(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         loop = asyncio.get_running_loop()
         for conn, command in zip(self.conns, commands, strict=True):
@@ -171,16 +231,35 @@ class Workers:
                 raise result
         return list(results)
 
-    async def grow_to(self, group: str, total: int, port: int) -> None:
-        """Add guests of `group`, spread evenly, until `total` are connected."""
+    async def limits(self) -> list[tuple[int, int]]:
+        """Each worker's (soft, hard) open-files limit, as it raised it at start."""
+        return [tuple(r) for r in await self.ask_all([("limits",)] * len(self.conns))]
+
+    async def grow_to(
+        self, group: str, total: int, port: int, *, secure: bool, parallel: int
+    ) -> tuple[int, str]:
+        """Add guests of `group`, spread evenly, until `total` are connected, or as many as
+        would join: (joins that failed, the first failure)."""
         n = len(self.conns)
         sizes = self.sizes.setdefault(group, [0] * n)
         targets = [total // n + (1 if i < total % n else 0) for i in range(n)]
         commands = [
-            ("add", group, port, SESSION_ID, f"{group}-w{i}-{sizes[i]}", max(0, t - sizes[i]))
+            (
+                "add",
+                group,
+                port,
+                SESSION_ID,
+                f"{group}-w{i}-{sizes[i]}",
+                max(0, t - sizes[i]),
+                secure,
+                parallel,
+            )
             for i, t in enumerate(targets)
         ]
-        self.sizes[group] = await self.ask_all(commands)
+        replies = await self.ask_all(commands)
+        self.sizes[group] = [r[0] for r in replies]
+        errors = [r[2] for r in replies if r[2]]
+        return sum(r[1] for r in replies), errors[0] if errors else ""
 
     async def wait(
         self, group: str, kind: str, member_id: str, within: float = 5.0
@@ -207,16 +286,25 @@ class LevelResult:
     join_ms: list[float] = field(default_factory=list)
     fanout_ms: list[float] = field(default_factory=list)
     missed: int = 0
+    tls: dict[str, str] | None = None
 
 
 async def probe_round(
-    server: ServerProcess, name: str, workers: Workers, level: LevelResult, *, keep: bool
+    server: ServerProcess,
+    name: str,
+    workers: Workers,
+    level: LevelResult,
+    *,
+    keep: bool,
+    within: float,
 ) -> None:
     """Join, wait until every guest heard, leave, wait until every guest heard again."""
-    group = server.kind
+    group = server.name
+    tls = _probe_tls() if server.secure else None
     started = time.monotonic()
-    client, sent, done = await join(server.port, SESSION_ID, name)
-    count, last = await workers.wait(group, "joined", name)
+    client, sent, done = await join(server.port, SESSION_ID, name, tls=tls)
+    level.tls = client.tls_info()
+    count, last = await workers.wait(group, "joined", name, within)
     if keep:
         level.join_ms.append((done - started) * 1000)
         if count < workers.guests(group):
@@ -228,73 +316,178 @@ async def probe_round(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.closed, 5)
     client.close()
-    await workers.wait(group, "left", name)
+    await workers.wait(group, "left", name, within)
 
 
 WARMUP_ROUNDS = 3
 
 
+@cache
+def _probe_tls() -> ssl.SSLContext:
+    """One context for every probe, made before any is timed (as a real client keeps one)."""
+    return insecure_context()
+
+
+def parallel_joins(level: int) -> int:
+    """Joins each worker keeps in flight while growing. Each join makes the server
+    broadcast to everyone already in; at thousands of guests many joins in flight only
+    queue behind those broadcasts, and past the servers' handshake timeouts they fail."""
+    return 16 if level <= 1000 else 4 if level <= 2000 else 2
+
+
+def files_needed(servers: list[ServerProcess], level: int, workers: Workers) -> dict[str, int]:
+    """Open files each process needs to hold `level` guests on every server."""
+    return {
+        "load generator": len(servers) * workers.share(level) + SPARE_FILES,
+        "server": level + SPARE_FILES,
+    }
+
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
 async def measure_level(
-    servers: list[ServerProcess], level: int, rounds: int, workers: Workers
+    servers: list[ServerProcess], level: int, rounds: int, workers: Workers, log: Log = _quiet
 ) -> dict[str, dict[str, Any]]:
-    """Grow each server to `level` guests, then probe them in alternation, round by round,
-    so both see the same machine (other load, CPU frequency) at the same time."""
+    """Grow each server to `level` guests, then probe them in turn, round by round, so all
+    see the same machine (other load, CPU frequency) at the same time."""
     out: dict[str, dict[str, Any]] = {}
-    results = {s.kind: LevelResult(level) for s in servers}
+    results = {s.name: LevelResult(level) for s in servers}
     for server in servers:
-        added = level - workers.guests(server.kind)
+        added = level - workers.guests(server.name)
         before = server.rss_kib()
         t0 = time.monotonic()
-        await workers.grow_to(server.kind, level, server.port)
+        failed, error = await workers.grow_to(
+            server.name, level, server.port, secure=server.secure, parallel=parallel_joins(level)
+        )
         grow_s = time.monotonic() - t0
         await asyncio.sleep(0.5)
         after = server.rss_kib()
-        out[server.kind] = {
+        joined = workers.guests(server.name)
+        added_now = added - failed
+        log(
+            f"{server.name}: {joined:,} guests in, {added_now:,} added in {grow_s:.1f} s"
+            + (f", {failed} joins failed ({error})" if failed else "")
+        )
+        out[server.name] = {
             "setup_s": round(grow_s, 2),
-            "added": added,
+            "added": added_now,
+            "joined": joined,
+            "join_failures": failed,
+            "first_join_failure": error or None,
             "rss_before_kib": before,
             "rss_after_kib": after,
-            "rss_per_guest_kib": round((after - before) / added, 2) if added > 0 else None,
+            "rss_per_guest_kib": round((after - before) / added_now, 2) if added_now > 0 else None,
         }
+    within = max(5.0, level / 500)
     for r in range(rounds + WARMUP_ROUNDS):
         order = servers if r % 2 == 0 else servers[::-1]
         for server in order:
-            name = f"probe-{server.kind}-{level}-{r}"
-            await probe_round(server, name, workers, results[server.kind], keep=r >= WARMUP_ROUNDS)
+            name = f"probe-{server.name}-{level}-{r}"
+            await probe_round(
+                server,
+                name,
+                workers,
+                results[server.name],
+                keep=r >= WARMUP_ROUNDS,
+                within=within,
+            )
             await asyncio.sleep(0.005)
-    for kind, result in results.items():
-        out[kind].update(
+    log(f"{level:,} guests: {rounds} rounds on each of {len(servers)} servers done")
+    for name, result in results.items():
+        out[name].update(
             {
                 "join": summary(result.join_ms),
                 "fanout": summary(result.fanout_ms) if result.fanout_ms else None,
                 "missed_deliveries": result.missed,
+                "tls": result.tls,
             }
         )
     return out
 
 
-async def run(levels: list[int], rounds: dict[int, int], worker_count: int) -> dict[str, Any]:
-    raise_fd_limit()
+async def run(
+    levels: list[int],
+    rounds: dict[int, int],
+    worker_count: int,
+    transports: tuple[str, ...] = TRANSPORTS,
+    kinds: tuple[str, ...] = KINDS,
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Every level on every server; results as out[transport][kind]["levels"][level].
+    `kinds` without "bare" measures our host alone (no ratios; half the time)."""
+    own_limit = raise_fd_limit()
     workers = Workers(worker_count)
     servers: list[ServerProcess] = []
-    out: dict[str, Any] = {"workers": worker_count, "ours": {"levels": {}}, "bare": {"levels": {}}}
+    out: dict[str, Any] = {
+        "workers": worker_count,
+        "transports": list(transports),
+        "kinds": list(kinds),
+        "skipped_levels": {},
+    }
+    for transport in transports:
+        out[transport] = {kind: {"levels": {}} for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="loudsync-bench-") as tmp:
         try:
-            for kind in ("bare", "ours"):
-                servers.append(start_server(kind, max(levels) + 100, Path(tmp)))
+            for transport in transports:
+                for kind in kinds:
+                    servers.append(start_server(kind, transport, max(levels) + 100, Path(tmp)))
             await asyncio.sleep(0.3)
+            worker_limits = await workers.limits()
+            out["open_files"] = {
+                "orchestrator": list(own_limit),
+                "load_generators": [list(x) for x in worker_limits],
+                "servers": {s.name: s.open_files() for s in servers},
+            }
             for server in servers:
-                out[server.kind]["rss_idle_kib"] = server.rss_kib()
+                out[server.transport][server.kind]["rss_idle_kib"] = server.rss_kib()
             for level in levels:
-                measured = await measure_level(servers, level, rounds[level], workers)
-                for kind, figures in measured.items():
-                    out[kind]["levels"][level] = figures
+                short = _short_of_files(servers, level, workers, worker_limits)
+                if short:
+                    out["skipped_levels"][level] = short
+                    log(f"{level:,} guests not run: {short}")
+                    continue
+                measured = await measure_level(servers, level, rounds[level], workers, log)
+                for server in servers:
+                    out[server.transport][server.kind]["levels"][level] = measured[server.name]
             await workers.close_guests()
         finally:
             for server in servers:
                 server.stop()
             await workers.exit()
     return out
+
+
+def _short_of_files(
+    servers: list[ServerProcess],
+    level: int,
+    workers: Workers,
+    worker_limits: list[tuple[int, int]],
+) -> str:
+    """Why `level` cannot be held with these open-files limits; empty if it can."""
+    need = files_needed(servers, level, workers)
+    problems = []
+    soft = min(s for s, _ in worker_limits)
+    if 0 <= soft < need["load generator"]:
+        hard = min(h for _, h in worker_limits)
+        problems.append(
+            f"a load generator may open {soft} files (hard limit {hard}) and needs "
+            f"{need['load generator']}"
+        )
+    for server in servers:
+        limit = server.open_files()
+        if 0 <= limit < need["server"]:
+            problems.append(f"{server.name} may open {limit} files and needs {need['server']}")
+    if not problems:
+        return ""
+    return (
+        "; ".join(problems)
+        + " (raise the hard limit as root: `ulimit -Hn`, `prlimit`, or LimitNOFILE=)"
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,7 @@ class _Host:
                 port=8080,
                 max_members=2000,
                 members={me.id: me},
-            ),
-            control=self,
+            )
         )
 
     def kick(self, member_id: str) -> None:
