@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +65,29 @@ class _Host:
             )
         )
 
-    def kick(self, member_id: str) -> None:
-        del member_id
+    def kick(self, member_id: str, *, ban_address: bool = False) -> None:
+        del member_id, ban_address
+
+    # The rest of a host's commands: the benchmark presses none of them.
+
+    def lift_ban(self, key: str) -> None: ...
+
+    def set_pin(self, pin: str | None) -> None: ...
+
+    async def add_music(self, paths: Sequence[str]) -> None: ...
+
+    def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
+        return None
+
+    def remove_track(self, index: int) -> None: ...
+
+    def set_loop(self, loop: bool) -> None: ...
+
+    def set_output(
+        self, member_id: str, *, volume: float | None = None, latency_offset_ms: float | None = None
+    ) -> None: ...
+
+    def set_dj(self, member_id: str, dj: bool) -> None: ...
 
     def stop(self) -> None:
         self.store.hosting_stopped()
