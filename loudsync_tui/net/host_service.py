@@ -34,7 +34,7 @@ from loudsync_tui.core.host import HostSession
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
-from loudsync_tui.net.process_limits import raise_open_files
+from loudsync_tui.net.process_limits import members_now, raise_open_files
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
@@ -409,6 +409,8 @@ class HostService:
         self.store.host_effects(events)
         if any(isinstance(e, MemberAdded | MemberRemoved | PinChanged) for e in events):
             self._advertise_count()
+        if any(isinstance(e, MemberAdded) for e in events):
+            members_now(len(self.core.members))
 
     def _dj_control(self, request: ControlRequested) -> None:
         """A DJ's CONTROL, carried out as the host's own key would be, in their name."""

@@ -85,3 +85,32 @@ def test_a_host_that_cannot_raise_it_says_so_in_its_log_and_runs() -> None:
     assert "may open only 500 files" in warnings[0]
     assert "Hosting 'Big'" in done.stdout  # and the session started all the same
     assert "Traceback" not in done.stderr
+
+
+SETTLING = """
+import gc
+from loudsync_tui.net import process_limits as p
+p.members_now(100)
+print(gc.get_freeze_count() == 0)  # not settled yet: nothing frozen
+p.settle_the_collector()
+frozen = gc.get_freeze_count()
+keep = [[object()] for _ in range(5000)]  # a wave of joins' objects
+p.members_now(7)  # not a quarter more than at the start (0 members): +8 needed
+print(gc.get_freeze_count() == frozen)
+p.members_now(8)
+grown = gc.get_freeze_count()
+print(grown >= frozen + 5000)
+more = [[object()] for _ in range(100)]
+p.members_now(10)  # under 1.25 x 8 + 8
+print(gc.get_freeze_count() == grown)
+p.members_now(18)
+print(gc.get_freeze_count() >= grown + 100)
+"""
+
+
+def test_the_collector_is_settled_again_as_the_session_grows() -> None:
+    """In a process of its own: freezing is for the whole process."""
+    done = subprocess.run(
+        [sys.executable, "-c", SETTLING], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True"] * 5
