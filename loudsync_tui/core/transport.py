@@ -8,6 +8,7 @@ gapless: the next track's epoch begins at the exact session time the last one en
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -61,6 +62,12 @@ class QueueChanged:
 
 TransportEffect = TrackStarted | EpochStarted | QueueEnded | QueueChanged
 
+NOTHING_TO_PLAY = "Nothing to play yet: add music first"
+
+
+class ControlRefused(Exception):
+    """Why a control cannot be carried out, in words for whoever asked for it."""
+
 
 class Transport:
     def __init__(
@@ -94,6 +101,29 @@ class Transport:
         return int(self.epoch.sample_at(now_us + self.lead_us))
 
     # Commands -----------------------------------------------------------------------
+
+    def control(self, now_us: int, action: str, seconds: float = 0.0) -> list[TransportEffect]:
+        """play, pause, toggle, seek (by `seconds`), next, prev: the host's keys, the
+        headless commands and a DJ's CONTROL alike. ControlRefused says why one cannot
+        be carried out."""
+        if not self.queue:
+            raise ControlRefused(NOTHING_TO_PLAY)
+        match action:
+            case "play":
+                return self.play(now_us)
+            case "pause":
+                return self.pause(now_us)
+            case "toggle":
+                return self.toggle(now_us)
+            case "seek":
+                if not math.isfinite(seconds):
+                    raise ControlRefused("seek takes a number of seconds")
+                if self.queue[self.index].live:
+                    raise ControlRefused("A live source cannot be seeked")
+                return self.seek_by(now_us, seconds)
+            case "next" | "prev":
+                return self.skip(now_us, 1 if action == "next" else -1)
+        raise ControlRefused(f"Unknown control {action!r}")
 
     def play(self, now_us: int) -> list[TransportEffect]:
         if not self.queue or self.playing:

@@ -342,6 +342,10 @@ class AudioStreamer:
     def skip(self, step: int, by: str | None = None) -> None:
         self._apply(self.transport.skip(self._now(), step), by)
 
+    def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> None:
+        """See `Transport.control`: raises ControlRefused, and then nothing changes."""
+        self._apply(self.transport.control(self._now(), action, seconds), by)
+
     def play_index(self, index: int) -> None:
         self._apply(self.transport.play_index(self._now(), index))
 

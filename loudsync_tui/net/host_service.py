@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,6 +30,7 @@ from loudsync_tui.core.effects import (
     PinChanged,
 )
 from loudsync_tui.core.host import HostSession
+from loudsync_tui.core.transport import NOTHING_TO_PLAY, ControlRefused
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
@@ -314,25 +314,14 @@ class HostService:
         self.server.apply(self.core.set_pin(pin))
 
     def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
-        """play, pause, toggle, seek (by `seconds`), next, prev: the app's keys, the
-        headless commands and a DJ's CONTROL (`by` names the DJ) alike. Returns why it
-        cannot, None if done."""
-        streamer = self.streamer
-        if streamer is None or not streamer.tracks:
-            return "Nothing to play yet: add music first"
-        match action:
-            case "play" | "pause" | "toggle":
-                getattr(streamer, action)(by)
-            case "seek":
-                if not math.isfinite(seconds):
-                    return "seek takes a number of seconds"
-                if streamer.transport.queue[streamer.transport.index].live:
-                    return "A live source cannot be seeked"
-                streamer.seek_by(seconds, by)
-            case "next" | "prev":
-                streamer.skip(1 if action == "next" else -1, by)
-            case _:
-                return f"Unknown control {action!r}"
+        """play, pause, toggle, seek (by `seconds`), next, prev (`Transport.control`), in
+        the name of DJ `by` if given. Returns why it cannot, None if done."""
+        if self.streamer is None:
+            return NOTHING_TO_PLAY
+        try:
+            self.streamer.control(action, seconds, by)
+        except ControlRefused as exc:
+            return str(exc)
         return None
 
     def remove_track(self, index: int) -> None:

@@ -22,7 +22,7 @@ from loudsync_tui.core.clock import ManualClock
 from loudsync_tui.core.clock_sync import ClockEstimate
 from loudsync_tui.core.effects import Close, ConnId, HostEffect
 from loudsync_tui.core.host import HostSession
-from loudsync_tui.core.transport import TrackMeta, Transport
+from loudsync_tui.core.transport import ControlRefused, TrackMeta, Transport
 from loudsync_tui.protocol import (
     PROTOCOL_VERSION,
     DeviceInfo,
@@ -215,22 +215,10 @@ class SimulatedHost:
             self.queue(tracks)
 
     def control(self, action: str, seconds: float = 0.0, by: str | None = None) -> str | None:
-        t, now = self.transport, self._now()
-        if not t.queue:
-            return "Nothing to play yet: add music first"
-        effects = {
-            "play": lambda: t.play(now),
-            "pause": lambda: t.pause(now),
-            "toggle": lambda: t.toggle(now),
-            "seek": lambda: t.seek_by(now, seconds),
-            "next": lambda: t.skip(now, 1),
-            "prev": lambda: t.skip(now, -1),
-        }.get(action)
-        if effects is None:
-            return f"Unknown control {action!r}"
-        if action == "seek" and t.queue[t.index].live:
-            return "A live source cannot be seeked"
-        self.store.transport_effects(effects())
+        try:
+            self.store.transport_effects(self.transport.control(self._now(), action, seconds))
+        except ControlRefused as exc:
+            return str(exc)
         return None
 
     def remove_track(self, index: int) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loudsync_tui.core.epoch import RATE, Epoch
 from loudsync_tui.core.transport import (
+    ControlRefused,
     EpochStarted,
     QueueChanged,
     QueueEnded,
@@ -185,3 +188,24 @@ def test_a_live_source_cannot_be_seeked() -> None:
     t.play(0)
     assert t.seek(0, RATE) == []
     assert t.seek_by(0, 10) == []
+
+
+def test_control_names_the_command_and_says_why_it_cannot() -> None:
+    t = Transport([], lead_us=LEAD)
+    with pytest.raises(ControlRefused, match="Nothing to play yet"):
+        t.control(0, "play")
+    t.add(QUEUE)
+    [started] = [e for e in t.control(0, "toggle") if isinstance(e, TrackStarted)]
+    assert started.meta.title == "One"
+    assert t.playing
+    [seek] = epochs(t.control(1_000_000, "seek", 2.0))
+    assert seek.k0 == RATE * 3  # 1 s played by the time it takes effect, plus 2
+    assert t.control(0, "next")[0].meta.title == "Two"  # type: ignore[union-attr]
+    with pytest.raises(ControlRefused, match="a number of seconds"):
+        t.control(0, "seek", float("nan"))
+    with pytest.raises(ControlRefused, match="Unknown control 'rewind'"):
+        t.control(0, "rewind")
+    live = Transport([TrackMeta("This machine's sound", live=True)], lead_us=LEAD)
+    live.control(0, "play")
+    with pytest.raises(ControlRefused, match="A live source cannot be seeked"):
+        live.control(0, "seek", 10.0)
