@@ -405,16 +405,18 @@ def late_join_rows(r: dict[str, Any]) -> list[Row]:
                 False,
             )
         )
-    under = r["underruns"]
-    out.append(
-        Row(
-            "late-join: underruns A / B",
-            "0",
-            " / ".join("-" if v is None else str(v) for v in under.values()),
-            None if None in under.values() else not any(under.values()),
-        )
-    )
+    out.append(_underruns_ab("late-join", r["underruns"]))
     return out
+
+
+def _underruns_ab(label: str, under: dict[str, int | None]) -> Row:
+    """`LABEL: underruns A / B`: 0 each, `-` where a player never said."""
+    return Row(
+        f"{label}: underruns A / B",
+        "0",
+        " / ".join("-" if v is None else str(v) for v in under.values()),
+        None if None in under.values() else not any(under.values()),
+    )
 
 
 # Commands --------------------------------------------------------------------------------
@@ -536,15 +538,7 @@ def commands_rows(r: dict[str, Any]) -> list[Row]:
                 None if not known else max(known) <= COMMAND_DELAY_TARGET_MS,
             )
         )
-    under = r["underruns"]
-    out.append(
-        Row(
-            "commands: underruns A / B",
-            "0",
-            " / ".join("-" if v is None else str(v) for v in under.values()),
-            None if None in under.values() else not any(under.values()),
-        )
-    )
+    out.append(_underruns_ab("commands", r["underruns"]))
     return out
 
 

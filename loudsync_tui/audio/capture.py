@@ -38,12 +38,10 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
-from loudsync_tui.audio.source import MAX_TAG_CHARS, TrackInfo
+from loudsync_tui.audio.source import MAX_TAG_CHARS, SYSTEM_SOURCE, TrackInfo
 from loudsync_tui.core.epoch import CHANNELS, RATE
 from loudsync_tui.text import UNSAFE
 
-SYSTEM_SOURCE = "system"
-"""The word that stands for this source among the paths to play (`--play system`)."""
 SYSTEM_TITLE = "This machine's sound"
 CAPTURE_SINK = "loudsync_capture"
 CAPTURE_DESCRIPTION = "LOUDSYNC"

@@ -23,6 +23,8 @@ from numpy.typing import NDArray
 from loudsync_tui.core.epoch import CHANNELS, RATE
 from loudsync_tui.text import UNSAFE
 
+SYSTEM_SOURCE = "system"
+"""The path that stands for this machine's own sound (audio/capture.py), not a file."""
 AUDIO_SUFFIXES = frozenset(
     {
         ".aac", ".ac3", ".aif", ".aifc", ".aiff", ".alac", ".ape", ".caf", ".dts", ".flac",

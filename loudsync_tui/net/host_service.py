@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from loudsync_tui.audio.player import Player
-from loudsync_tui.audio.source import TrackError, TrackInfo, expand_paths, probe
+from loudsync_tui.audio.source import SYSTEM_SOURCE, TrackError, TrackInfo, expand_paths, probe
 from loudsync_tui.config import HostConfig, OutputConfig, PlaybackConfig
 from loudsync_tui.core.clock import Clock, SystemClock
 from loudsync_tui.core.clock_sync import ClockEstimate
@@ -430,7 +430,7 @@ def _queue(paths: Sequence[str]) -> tuple[list[TrackInfo], list[str]]:
     """The playable tracks of `paths`, in order, and why each other one is not. The word
     `system` is this machine's sound, a live track (its speakers then play the session's
     synced copy: audio/capture.py); `./system` is a file of that name."""
-    from loudsync_tui.audio.capture import SYSTEM_SOURCE, CaptureError, system_track
+    from loudsync_tui.audio.capture import CaptureError, system_track
 
     if not paths:
         raise HostStartError("no files given")

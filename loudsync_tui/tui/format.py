@@ -80,9 +80,7 @@ def sync_error(member: Member) -> Text:
         return Text("remote", style="dim", justify="right")
     if member.sync is None:
         return Text("—", justify="right")
-    ms = abs(member.sync.error_us) / 1000
-    shown = f"±{ms:.2f}" if ms < 10 else f"±{ms:.0f}"
-    return Text(shown, style="bold red" if ms > 1 else "", justify="right")
+    return within_ms(member.sync.error_us, too_far="bold red")
 
 
 def underruns(sync: SyncReport | None) -> Text:
@@ -194,9 +192,15 @@ def clock_accuracy(uncertainty_us: float | None) -> Text:
     for sample-aligned playback), `—` until it has said."""
     if uncertainty_us is None:
         return Text("—", justify="right")
-    ms = uncertainty_us / 1000
+    return within_ms(uncertainty_us, too_far="red")
+
+
+def within_ms(us: float, *, too_far: str) -> Text:
+    """`±0.04` (ms, right-aligned; whole ms from 10), in `too_far` past 1 ms: how far
+    off a clock or a member's speakers may be."""
+    ms = abs(us) / 1000
     shown = f"±{ms:.2f}" if ms < 10 else f"±{ms:.0f}"
-    return Text(shown, style="red" if ms > 1 else "", justify="right")
+    return Text(shown, style=too_far if ms > 1 else "", justify="right")
 
 
 def device(member: Member) -> Text | str:

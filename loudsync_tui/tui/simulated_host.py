@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from loudsync_tui.audio.source import TrackError, expand_paths, probe
+from loudsync_tui.audio.capture import SYSTEM_TITLE
+from loudsync_tui.audio.source import SYSTEM_SOURCE, TrackError, expand_paths, probe
 from loudsync_tui.config import HostConfig
 from loudsync_tui.core.clock import ManualClock
 from loudsync_tui.core.clock_sync import ClockEstimate
@@ -196,8 +197,8 @@ class SimulatedHost:
     async def add_music(self, paths: Sequence[str]) -> None:
         tracks: list[TrackMeta] = []
         for path in paths:
-            if path == "system":
-                tracks.append(TrackMeta("This machine's sound", live=True))
+            if path == SYSTEM_SOURCE:
+                tracks.append(TrackMeta(SYSTEM_TITLE, live=True))
                 continue
             try:
                 files = await asyncio.to_thread(expand_paths, [path])

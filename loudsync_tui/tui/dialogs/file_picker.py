@@ -18,11 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from loudsync_tui.audio.source import AUDIO_SUFFIXES
+from loudsync_tui.audio.source import AUDIO_SUFFIXES, SYSTEM_SOURCE
 from loudsync_tui.text import printable
-
-SYSTEM_SOUND = "system"
-"""The path that stands for this machine's sound."""
 
 
 def start_folder(home: Path | None = None) -> Path:
@@ -84,7 +81,7 @@ class FilePicker(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog picker"):
             yield Static("Add music", classes="dialog-title")
-            yield OptionList(Option("♪ This machine's sound", id=SYSTEM_SOUND), id="picker-system")
+            yield OptionList(Option("♪ This machine's sound", id=SYSTEM_SOURCE), id="picker-system")
             yield Static(self._folder_line(), id="picker-folder", classes="dialog-detail")
             yield MusicTree(self.folder, id="picker-tree")
             yield Static(
@@ -117,7 +114,7 @@ class FilePicker(ModalScreen[None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self._added(SYSTEM_SOUND, "this machine's sound")
+        self._added(SYSTEM_SOURCE, "this machine's sound")
 
     def action_parent(self) -> None:
         parent = self.folder.parent
