@@ -134,10 +134,7 @@ class ClockEstimator:
         """Session time at a local instant; None (not an exception) before the first
         sample, so mypy makes every caller decide what to do without a clock."""
         est = self._estimate
-        if est is None:
-            return None
-        drift = est.skew_ppm * 1e-6 * (local_us - est.at_local_us)
-        return round(local_us + est.offset_us + drift)
+        return None if est is None else round(est.session_us(local_us))
 
     def local_time(self, session_us: int) -> int | None:
         """The local instant at which the session clock reads `session_us` (inverse)."""

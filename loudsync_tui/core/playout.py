@@ -506,7 +506,7 @@ class Playout:
         segments: list[_Segment] = []
         if clock is not None:
             o0, glide, jump = self._glide(m, offset_target, frames * us_per_frame)
-            s0 = _session_us(clock, dac_us) + o0
+            s0 = clock.session_us(dac_us) + o0
             ds = us_per_frame * (1 + clock.skew_ppm * 1e-6 + glide)
             with self._lock:
                 segments = self._advance(s0, ds, frames)
@@ -700,7 +700,3 @@ def _hand_over(m: _Motion, device_rate: float) -> None:
         if delta * m.integral > 0:
             m.integral = m.integral - delta if abs(delta) < abs(m.integral) else 0.0
     m.device_rate = device_rate
-
-
-def _session_us(clock: ClockEstimate, local_us: float) -> float:
-    return local_us + clock.offset_us + clock.skew_ppm * 1e-6 * (local_us - clock.at_local_us)

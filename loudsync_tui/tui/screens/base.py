@@ -31,6 +31,10 @@ class StoreScreen(Screen[None]):
     def store(self) -> AppStore:
         return self.loudsync.store
 
+    def local_us(self) -> float:
+        """Now on the app's clock (µs), which the session clock maps from."""
+        return self.loudsync.monotonic() * 1e6
+
     def set_heading(self, where: str) -> None:
         """The title line (and the help screen's title) says where the user is."""
         where = printable(where)  # often holds a session name a peer chose

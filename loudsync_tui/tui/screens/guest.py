@@ -41,7 +41,7 @@ class GuestScreen(StoreScreen):
         yield Static("", id="guest-info", classes="info")
         yield Static("", id="guest-link", classes="info")
         yield Static("", id="guest-security", classes="info")
-        yield NowPlayingPanel(host=False, local_us=self._local_us, id="now-playing")
+        yield NowPlayingPanel(host=False, local_us=self.local_us, id="now-playing")
         yield MemberTable(id="members", sound=False)
         yield EventLog(id="log")
         yield Footer()
@@ -100,9 +100,6 @@ class GuestScreen(StoreScreen):
             line.append_text(format.clock_accuracy(guest.clock.uncertainty_us))
             line.append(" ms")
         self.query_one("#guest-link", Static).update(line)
-
-    def _local_us(self) -> float:
-        return self.loudsync.monotonic() * 1e6
 
     def _draw_playback(self, slice_: tuple[PlaybackState, ClockEstimate | None]) -> None:
         playback, clock = slice_

@@ -71,7 +71,7 @@ class HostScreen(StoreScreen):
             yield Static("code to\nread out", id="host-code-label")
             yield Digits("", id="host-code")
         yield Static("", id="host-security", classes="info")
-        yield NowPlayingPanel(host=True, local_us=self._local_us, id="now-playing")
+        yield NowPlayingPanel(host=True, local_us=self.local_us, id="now-playing")
         with Container(id="playing-tables"):
             yield MemberTable(id="members")
             yield QueueTable(id="queue")
@@ -86,9 +86,6 @@ class HostScreen(StoreScreen):
         self.watch_store(lambda s: s.playback, self._draw_playback)
         self.watch_store(lambda s: s.log, self.query_one(EventLog).show)
         self.query_one(MemberTable).focus()
-
-    def _local_us(self) -> float:
-        return self.loudsync.monotonic() * 1e6
 
     def _draw_members(self, slice_: tuple[HostingState | None, SyncReport | None]) -> None:
         hosting, own = slice_
