@@ -107,9 +107,10 @@ class GuestConfig:
     audio: bool = False
     """Ask the host for the audio frames (a member with speakers); False: the playback
     state only (a remote control). The CLI asks for audio unless `--no-audio`."""
-    clock_burst: int = 30
-    """Clock probes in the first second after WELCOME, for a first session-clock estimate
-    within a second; 0 for a guest that needs no sample-accurate clock (a remote control)."""
+    clock_burst: int = 15
+    """Clock probes in the first second after WELCOME (each a PING and its follow-up), for
+    a first session-clock estimate within a second; 0 for a guest that needs no
+    sample-accurate clock (a remote control)."""
     pin: str | None = None
     tls: bool | None = None
     """True: wss only; False: plain ws; None: try TLS, fall back to plain with a warning

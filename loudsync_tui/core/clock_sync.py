@@ -194,14 +194,15 @@ class ProbeSchedule:
     """When the next clock probe is due, in monotonic seconds.
 
     A burst right after (re)connecting gives a first estimate within a second; then one
-    a second while playing keeps the skew tracked, and the idle interval (the heartbeat)
-    keeps a paused guest ready to start without a fresh burst.
+    a second while playing keeps the skew tracked, and the idle interval keeps a paused
+    guest ready to start without a fresh burst. Each probe here is a lead: the guest
+    follows its PONG at once with a second PING (`GuestSession._on_pong`), not counted.
     """
 
     def __init__(
         self,
         idle_interval: float = 5.0,
-        burst: int = 30,
+        burst: int = 15,
         burst_span: float = 1.0,
         settle: float = 0.0,
     ) -> None:

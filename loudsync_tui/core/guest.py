@@ -127,6 +127,10 @@ REFUSALS: dict[ErrorCode, str] = {
 """Words for a refusal whose ERROR came without a text; codes are not for people."""
 LATENCY_SMOOTHING = 0.3
 """Weight of a new round-trip sample in the moving average."""
+IDLE_PROBE_HEARTBEATS = 2
+"""While nothing plays, a probe (a PING and its follow-up) goes every second heartbeat
+and a HEARTBEAT between: the follow-ups then cost no idle traffic over one PING each
+heartbeat (benchmarks.idle)."""
 
 
 class GuestSession:
@@ -169,6 +173,8 @@ class GuestSession:
         self._probes = ProbeSchedule()
         self._setup_ping: int | None = None
         """The timestamp of the PING sent on WELCOME, whose round trip is not a sample."""
+        self._leads: set[int] = set()
+        """Probes whose PONG is answered at once by a follow-up PING (see `_on_pong`)."""
         self._received_us = 0
         self._told_uncertainty: float | None = None
         """The clock uncertainty this guest last reported to the host."""
@@ -389,10 +395,10 @@ class GuestSession:
                 effects.append(Disconnect(CloseCode.HEARTBEAT_TIMEOUT, "host silent"))
                 silent = f"the host was silent for {self._heartbeat_timeout:g} s"
                 return effects + self._lost(None, silent)
+            if now >= self._probes.next_due(now):
+                effects += self._probe(now)  # also a heartbeat: it moves the next one on
             if self._next_heartbeat is not None and now >= self._next_heartbeat:
                 effects += self._heartbeat(now)
-            if now >= self._probes.next_due(now):
-                effects += self._probe(now)  # the burst after WELCOME, or 1/s while playing
         return effects
 
     def next_deadline(self) -> float | None:
@@ -438,17 +444,19 @@ class GuestSession:
                 self.attempt = 0
                 self.state = ConnectionState.CONNECTED
                 self._pings.clear()
+                self._leads.clear()
                 if not resumed:  # another session, another clock, a host that knows nothing
                     self.clock_estimator.reset()
                     self._told_uncertainty = None
                     self.epoch = None
                     self._dj = False  # a role belongs to the member the host held
                 self._probes = ProbeSchedule(
-                    idle_interval=self._heartbeat_interval, burst=self.config.clock_burst
+                    idle_interval=IDLE_PROBE_HEARTBEATS * self._heartbeat_interval,
+                    burst=self.config.clock_burst,
                 )
                 self._probes.playing = self.epoch is not None and self.epoch.playing
                 self._probes.connected(now)
-                first_ping = self._heartbeat(now, ping_only=True)
+                first_ping = self._probe(now)
                 self._setup_ping = next(iter(self._pings))
                 return [
                     StateChanged(ConnectionState.CONNECTED),
@@ -565,22 +573,27 @@ class GuestSession:
             )
         ]
 
-    def _heartbeat(self, now: float, *, ping_only: bool = False) -> list[GuestEffect]:
+    def _heartbeat(self, now: float) -> list[GuestEffect]:
+        """A sign of life when no probe went out for a heartbeat interval."""
         self._next_heartbeat = now + self._heartbeat_interval
-        probe = self._probe(now)
-        if ping_only or probe:
-            return probe  # any message is a sign of life: a PING makes HEARTBEAT redundant
         return [Transmit(Heartbeat(timestamp=self.clock.wall_ms()))]
 
-    def _probe(self, now: float) -> list[GuestEffect]:
+    def _probe(self, now: float, *, follow_up: bool = False) -> list[GuestEffect]:
         """One PING, remembered by its timestamp so its PONG gives a round trip."""
         wall = self.clock.wall_ms()
-        if wall in self._pings:  # one PING per millisecond: its PONG is matched by it
+        if follow_up:
+            while wall in self._pings:  # its lead's PONG came back within the same ms
+                wall += 1
+        elif wall in self._pings:  # one PING per millisecond: its PONG is matched by it
             return []
         self._pings[wall] = now
         if len(self._pings) > 40:  # a burst's worth in flight, no more
-            self._pings.pop(next(iter(self._pings)))
-        self._probes.sent(now)
+            self._leads.discard(self._pings.pop(next(iter(self._pings))))
+        if not follow_up:
+            self._probes.sent(now)
+            self._next_heartbeat = now + self._heartbeat_interval  # any message is one
+            if self.config.clock_burst > 0:
+                self._leads.add(wall)
         latency = None if self.latency is None else round(self.latency, 1)
         estimate = self.clock_estimator.estimate()
         uncertainty = None if estimate is None else round(estimate.uncertainty_us, 1)
@@ -601,14 +614,23 @@ class GuestSession:
         sent = self._pings.pop(pong.ping_timestamp, None)
         if sent is None:
             return []
-        clock = self._clock_sample(pong)
+        lead = pong.ping_timestamp in self._leads
+        self._leads.discard(pong.ping_timestamp)
         if pong.ping_timestamp == self._setup_ping:
             # The PING sent with the JOIN's answer waits on everything a new connection
             # sets up at both ends (98 ms measured where the link takes 2): it is no
             # sample. A second probe, sent now the link is settled, gives the first one.
             self._setup_ping = None
-            return clock + self._probe(now)
-        return clock + self._latency_sample(pong, now, sent)
+            return self._probe(now, follow_up=True)
+        effects = self._clock_sample(pong) + self._latency_sample(pong, now, sent)
+        if lead and pong.sent_us is not None:
+            # Sent the moment this PONG arrives, the follow-up finds both ends awake, so
+            # its two legs take equally long. A probe after a quiet spell does not: the
+            # host wakes from idle to read it (on loopback 370 µs up against 145 down,
+            # a +112 µs bias), while the guest, which has just sent, reads the PONG at
+            # once. The estimator's round-trip weights then favour the follow-ups.
+            effects += self._probe(now, follow_up=True)
+        return effects
 
     def _clock_sample(self, pong: Pong) -> list[GuestEffect]:
         """The four timestamps, when the host sent its two (a Phase 1 host does not)."""

@@ -111,6 +111,7 @@ class SessionServer:
                     max_size=cfg.max_frame_size,
                     ssl=ssl_context,
                     open_timeout=cfg.join_timeout,
+                    ping_interval=None,  # the session's own heartbeat deadlines do this job
                     logger=log,
                     create_connection=HostConnection,  # small TLS buffers
                 )

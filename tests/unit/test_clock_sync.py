@@ -229,7 +229,7 @@ def test_probe_schedule_bursts_then_follows_playback() -> None:
     schedule.playing = True
     schedule.connected(100.0)
     first = drive(schedule, 100.0, 101.0)
-    assert len(first) == 30
+    assert len(first) == 15
     playing = drive(schedule, 101.0, 111.0)
     assert len(playing) == 10
     assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(playing))
@@ -237,4 +237,4 @@ def test_probe_schedule_bursts_then_follows_playback() -> None:
     idle = drive(schedule, 111.0, 141.0)
     assert [b - a for a, b in itertools.pairwise(idle)] == pytest.approx([5.0] * 5)
     schedule.connected(200.0)  # a reconnect bursts again
-    assert len(drive(schedule, 200.0, 201.0)) == 30
+    assert len(drive(schedule, 200.0, 201.0)) == 15

@@ -17,6 +17,7 @@ from loudsync_tui.core.clock import ManualClock
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.guest import (
     LATENCY_SMOOTHING,
+    ClockEstimated,
     Connect,
     Disconnect,
     Ended,
@@ -226,39 +227,49 @@ def test_a_burst_of_clock_probes_follows_the_welcome_then_heartbeats_keep_time()
     g = Guest()
     g.connected(interval=2000)
     t0 = g.clock.now
-    assert g.core.next_deadline() == pytest.approx(t0 + 1 / 30)  # the clock burst
+    assert g.core.next_deadline() == pytest.approx(t0 + 1 / 15)  # the clock burst
     burst = through_burst(g, t0 + 1.0)
-    assert 25 <= len(burst) <= 30
+    assert 13 <= len(burst) <= 15
     assert all(isinstance(m, Ping) and m.sent_us is not None for m in burst)
-    assert g.core.next_deadline() == pytest.approx(t0 + 2.0)  # then the heartbeat's pace
+    # A probe is a sign of life: the next heartbeat is due an interval after the last.
+    assert g.core.next_deadline() == pytest.approx(g.clock.now + 2.0)
 
 
-def test_a_heartbeat_goes_only_when_no_ping_can() -> None:
+def test_a_heartbeat_goes_when_a_probe_cannot() -> None:
     g = Guest()
     g.connected(interval=2000)
     t0 = g.clock.now
     through_burst(g, t0 + 1.5)
+    last_probe = g.clock.now
     g.feed(Pong(timestamp=T, ping_timestamp=1, received_at=T))
-    g.clock.now = t0 + 2.0
-    g.core._pings[g.now_ms()] = g.clock.now  # a PING already went out this millisecond
+    g.clock.now = last_probe + 2.0
+    assert [type(m) for m in sent(g.core.tick())] == [Heartbeat]
+    g.clock.now = last_probe + 4.0  # the idle probe is due, and so is the heartbeat
+    g.core._pings[g.now_ms()] = g.clock.now  # but a PING already went out this millisecond
     assert sent(g.core.tick()) == [Heartbeat(timestamp=g.now_ms())]
 
 
-def test_heartbeat_and_ping_follow_the_welcome_interval() -> None:
+def test_idle_heartbeats_alternate_between_a_heartbeat_and_a_probe() -> None:
+    """While nothing plays, a probe goes every second heartbeat (its follow-up costs the
+    idle traffic the PING it replaces would have), a plain HEARTBEAT between."""
     g = Guest()
     g.connected(interval=2000)
     t0 = g.clock.now
     through_burst(g, t0 + 1.5)
-    assert g.core.next_deadline() == pytest.approx(t0 + 2.0)
-    g.clock.now = t0
-    for i in range(1, 6):
+    last_probe = g.clock.now
+    kinds = []
+    for i in range(1, 7):
         g.feed(Pong(timestamp=T, ping_timestamp=1, received_at=T))  # keep the host alive
-        g.clock.now = t0 + 2.0 * i
-        effects = g.core.tick()
-        wall, us = g.now_ms(), g.clock.monotonic_us()
-        ping = Ping(timestamp=wall, latency=None, sent_us=us)
-        assert sent(effects) == [ping]  # a PING is the sign of life: no HEARTBEAT beside it
+        g.clock.now = last_probe + 2.0 * i
+        assert g.core.next_deadline() == pytest.approx(g.clock.now)
+        (message,) = sent(g.core.tick())
+        kinds.append(type(message))
+        if isinstance(message, Ping):
+            assert message == Ping(
+                timestamp=g.now_ms(), latency=None, sent_us=g.clock.monotonic_us()
+            )
         assert g.core.next_deadline() == pytest.approx(g.clock.now + 2.0)
+    assert kinds == [Heartbeat, Ping] * 3
 
 
 def settled(g: Guest, **welcome: Any) -> Ping:
@@ -351,7 +362,7 @@ def test_the_guest_drops_a_silent_host_after_the_heartbeat_timeout() -> None:
     g = Guest()
     g.connected(interval=5000, timeout=15000)
     # Signs of life go out, but the host says nothing.
-    assert [type(m) for m in sent(g.advance(5))] == [Ping]
+    assert [type(m) for m in sent(g.advance(5))] == [Heartbeat]
     assert [type(m) for m in sent(g.advance(5))] == [Ping]
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 5.0)
     assert of(g.advance(4.75), Disconnect) == []
@@ -624,17 +635,17 @@ def test_next_deadline_in_each_state() -> None:
     g.core.opened()
     assert g.core.next_deadline() == pytest.approx(g.clock.now + 10.0)
     g.feed(welcome(interval=5000, timeout=7000))
-    assert g.core.next_deadline() == pytest.approx(g.clock.now + 1 / 30)  # the clock burst
+    assert g.core.next_deadline() == pytest.approx(g.clock.now + 1 / 15)  # the clock burst
     t0 = g.clock.now
     through_burst(g, t0 + 1.5)
-    assert g.core.next_deadline() == pytest.approx(t0 + 5.0)  # heartbeat
-    g.clock.now = t0
+    last_probe = g.clock.now
+    assert g.core.next_deadline() == pytest.approx(last_probe + 5.0)  # heartbeat
     g.advance(5)
     g.clock.advance(1)
-    # 6 s since the host spoke: its 7 s silence deadline beats the next heartbeat at 10 s.
-    assert g.core.next_deadline() == pytest.approx(g.clock.now + 1.0)
+    # The host last spoke at t0: its 7 s silence deadline beats the probe due at +10 s.
+    assert g.core.next_deadline() == pytest.approx(t0 + 7.0)
     g.core.received("x")
-    assert g.core.next_deadline() == pytest.approx(g.clock.now + 4.0)
+    assert g.core.next_deadline() == pytest.approx(last_probe + 10.0)
     (change,) = of(g.core.closed(None), StateChanged)
     assert g.core.next_deadline() == change.next_attempt_at
     g.clock.now = change.next_attempt_at or 0.0
@@ -912,28 +923,94 @@ def test_a_refusal_without_a_text_is_said_in_words_not_codes() -> None:
     assert ended.reason == "Join refused: too many attempts; wait a minute"
 
 
+def clock_pong(ping: Ping) -> Pong:
+    """The host's answer with the session clock's stamps: 100 µs each way, session =
+    local - 1 s."""
+    assert ping.sent_us is not None
+    at = ping.sent_us - 1_000_000 + 100
+    return Pong(
+        timestamp=T,
+        ping_timestamp=ping.timestamp,
+        received_at=T,
+        ping_sent_us=ping.sent_us,
+        received_us=at,
+        sent_us=at,
+    )
+
+
+def pings(effects: list[GuestEffect]) -> list[Ping]:
+    return [m for m in sent(effects) if isinstance(m, Ping)]
+
+
+def test_a_probe_is_followed_at_once_by_a_second_that_finds_both_ends_awake() -> None:
+    g = Guest()
+    (setup,) = pings(g.connected())
+    g.clock.advance(0.098)
+    (first,) = pings(g.feed(clock_pong(setup)))  # the set-up round trip: no sample
+    assert g.core.clock_estimator.estimate() is None
+    g.clock.advance(0.0002)
+    answer = g.feed(clock_pong(first))
+    assert pings(answer) == []  # a follow-up has no follow-up of its own
+    assert len(of(answer, ClockEstimated)) == 1
+    g.clock.now = g.core.next_deadline() or 0.0
+    (lead,) = pings(g.core.tick())
+    due = g.core.next_deadline()
+    g.clock.advance(0.0012)  # the PONG comes back in the next millisecond, where two
+    g.core._pings[g.now_ms()] = g.clock.now  # other PINGs are in flight (one of them
+    g.core._pings[g.now_ms() + 1] = g.clock.now  # stamped a ms ahead)
+    answer = g.feed(clock_pong(lead))
+    (follow_up,) = pings(answer)
+    assert follow_up.sent_us == g.clock.monotonic_us()  # sent as the PONG arrived
+    assert follow_up.timestamp == g.now_ms() + 2  # the next free key for its PONG
+    assert len(of(answer, ClockEstimated)) == 1  # the lead is a sample too
+    assert g.core.next_deadline() == due  # and it does not move the probe schedule
+    g.clock.advance(0.0002)
+    answer = g.feed(clock_pong(follow_up))
+    assert pings(answer) == []
+    assert len(of(answer, LatencyMeasured)) == 1
+    estimate = g.core.clock_estimator.estimate()
+    assert estimate is not None
+    assert estimate.samples == 3
+    assert estimate.offset_us == pytest.approx(-1_000_000, abs=5)  # from the quick ones
+
+
+def test_no_follow_up_without_the_session_clock() -> None:
+    phase1 = Guest()
+    (setup,) = pings(phase1.connected())
+    (probe,) = pings(phase1.feed(Pong(timestamp=T, ping_timestamp=setup.timestamp, received_at=T)))
+    answer = phase1.feed(Pong(timestamp=T, ping_timestamp=probe.timestamp, received_at=T))
+    assert pings(answer) == []  # a Phase 1 host stamps nothing: one PING is enough
+    assert len(of(answer, LatencyMeasured)) == 1
+    remote = Guest(clock_burst=0)  # a remote control needs no sample-accurate clock
+    (setup,) = pings(remote.connected())
+    (probe,) = pings(remote.feed(clock_pong(setup)))  # the set-up round trip is no sample
+    assert pings(remote.feed(clock_pong(probe))) == []
+    (probe,) = pings(remote.advance(10.0))  # the idle probe
+    assert pings(remote.feed(clock_pong(probe))) == []
+
+
 def test_the_clock_uncertainty_is_told_to_the_host_only_when_it_moved() -> None:
     g = Guest()
     g.connected()
-    host_t = 5_000_000
     told: list[float | None] = []
-    for _ in range(40):  # the burst: each PONG a clean sample
-        (ping,) = [m for m in sent(g.core.tick()) if isinstance(m, Ping)] or [None]
-        if ping is None:
-            g.clock.advance(1 / 30)
-            continue
-        told.append(ping.clock_uncertainty_us)
-        g.clock.advance(0.0002)
-        pong = Pong(
-            timestamp=T,
-            ping_timestamp=ping.timestamp,
-            received_at=T,
-            ping_sent_us=ping.sent_us,
-            received_us=host_t,
-            sent_us=host_t + 10,
-        )
-        g.core.received(encode(pong), at_us=g.clock.monotonic_us())
-        host_t += 33_333
+    pending: list[Ping] = []
+    for _ in range(40):  # the burst: each PONG a clean sample, 100 µs each way
+        pending += [m for m in sent(g.core.tick()) if isinstance(m, Ping)]
+        while pending:  # leads and the follow-ups their PONGs bring
+            ping = pending.pop(0)
+            told.append(ping.clock_uncertainty_us)
+            assert ping.sent_us is not None
+            g.clock.advance(0.0002)
+            pong = Pong(
+                timestamp=T,
+                ping_timestamp=ping.timestamp,
+                received_at=T,
+                ping_sent_us=ping.sent_us,
+                received_us=ping.sent_us - 1_000_000 + 100,
+                sent_us=ping.sent_us - 1_000_000 + 100,
+            )
+            answer = g.core.received(encode(pong), at_us=g.clock.monotonic_us())
+            pending += [m for m in sent(answer) if isinstance(m, Ping)]
         g.clock.advance(1 / 30)
     reported = [u for u in told if u is not None]
     assert reported  # the host hears it once there is an estimate
