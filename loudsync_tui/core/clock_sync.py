@@ -16,6 +16,11 @@ WINDOW_US = 60_000_000
 60 s), yet short enough that a crystal's temperature drift keeps a straight line true."""
 WINDOW_MAX = 128
 """Caps the work of a refit (O(n) a sample) even if probes come far faster than planned."""
+WINDOW_MIN_SAMPLES = 30
+"""Samples older than the window stay while it holds fewer than this: an idle guest
+probes every 10 s, and the minute's dozen samples alone would bound the offset poorly."""
+BEST_FEW = 5
+"""The lowest-round-trip samples whose scatter says how well the fit knows the offset."""
 SIGMA_FLOOR_US = 50.0
 """Timestamp jitter of an ideal exchange (scheduling, wakeups): round-trip differences
 smaller than this say nothing about which sample is better."""
@@ -121,7 +126,10 @@ class ClockEstimator:
             self._samples.append(sample)
         self._suspects.clear()
         newest = max(s.local_mid_us for s in self._samples)
-        while self._samples[0].local_mid_us < newest - self.window_us:
+        while (
+            len(self._samples) > WINDOW_MIN_SAMPLES
+            and self._samples[0].local_mid_us < newest - self.window_us
+        ):
             self._samples.popleft()
         self._estimate = self._fit(newest)
         return True
@@ -170,9 +178,18 @@ class ClockEstimator:
                 w * (y - my - fitted * (x - mx)) ** 2 for w, x, y in zip(ws, xs, ys, strict=True)
             )
             # The slope's standard error, scaled up when the residuals exceed the weights'
-            # assumed noise (they are bounds from round trips, not true variances).
-            se = math.sqrt(max(1.0, chi2 / max(1, len(chosen) - 2)) / sxx)
-            if abs(fitted) > SKEW_SIGNIFICANCE * se:
+            # assumed noise (they are bounds from round trips, not true variances), and
+            # when the best samples, which the weights take as exact, scatter more.
+            best_scatter = self._scatter_of_the_best(chosen, xs, ys, my - fitted * mx, fitted)
+            scale = max(
+                1.0, chi2 / max(1, len(chosen) - 2), best_scatter**2 * BEST_FEW / SIGMA_FLOOR_US**2
+            )
+            se = math.sqrt(scale / sxx)
+            significant = abs(fitted) > SKEW_SIGNIFICANCE * se
+            # A skew below the noise is still shown when the slope assumed so far leaves
+            # no offset that every sample allows, and the fitted one does.
+            shown = self._bounds(slope, newest) is None and self._bounds(fitted, newest)
+            if significant or shown:
                 slope = fitted
                 self._prior_skew = None  # the samples say it themselves now
             # What the slope's own error (or the one left out) costs at the newest sample,
@@ -180,14 +197,51 @@ class ClockEstimator:
             slope_error_us = (abs(fitted - slope) + se) * abs(mx)
         intercept = my - slope * mx  # the line's value at x = 0, the newest sample
         sq = sum(w * (y - intercept - slope * x) ** 2 for w, x, y in zip(ws, xs, ys, strict=True))
+        offset = best.offset_us + intercept
+        bounds = self._bounds(slope, newest)
+        if bounds is not None:
+            # The fit's offset is good where the two legs of an exchange vary together
+            # (residuals small); the bounds where they vary apart. Take the steadier, and
+            # never an offset the bounds rule out.
+            lower, upper = bounds
+            fit_sd = self._scatter_of_the_best(chosen, xs, ys, intercept, slope)
+            bounds_sd = (upper - lower) / (2 * math.sqrt(3))  # uniform between the bounds
+            offset = (lower + upper) / 2 if bounds_sd < fit_sd else min(max(offset, lower), upper)
         return ClockEstimate(
-            offset_us=round(best.offset_us + intercept),
+            offset_us=round(offset),
             skew_ppm=slope * 1e6,
             uncertainty_us=best.rtt_us / 2 + math.sqrt(sq / total) + slope_error_us,
             rtt_us=best.rtt_us,
             samples=len(self._samples),
             at_local_us=round(newest),
         )
+
+    @staticmethod
+    def _scatter_of_the_best(
+        chosen: list[ClockSample], xs: list[float], ys: list[float], intercept: float, slope: float
+    ) -> float:
+        """How far the fit's offset may be off: the RMS distance of the best few samples
+        (by round trip, which carry the fit) from its line, over the root of their count.
+        Their weights cannot tell this, since they assume the best samples exact."""
+        if len(chosen) < 3:
+            return math.inf
+        ranked = sorted(range(len(chosen)), key=lambda i: chosen[i].rtt_us)[:BEST_FEW]
+        sq = sum((ys[i] - intercept - slope * xs[i]) ** 2 for i in ranked)
+        return math.sqrt(sq / len(ranked)) / math.sqrt(len(ranked))
+
+    def _bounds(self, slope: float, newest: float) -> tuple[float, float] | None:
+        """The least and greatest offset no sample rules out, at `newest`, along `slope`.
+
+        A leg cannot take less than no time, so each exchange bounds the offset: at most
+        t2 - t1 (the PING arrived no earlier than it left), at least t3 - t4. Every bound
+        holds whatever the delays, and the tightest upper and lower bounds usually come
+        from different exchanges, each with one quick leg: far tighter than any single
+        exchange, where both legs must be quick at once. None when the bounds cross (a
+        slope off by more than the legs' slack, or a step not yet seen): the fit stands.
+        """
+        upper = min(s.t2 - s.t1 - slope * (s.t1 - newest) for s in self._samples)
+        lower = max(s.t3 - s.t4 - slope * (s.t4 - newest) for s in self._samples)
+        return (lower, upper) if lower <= upper else None
 
 
 class ProbeSchedule:
