@@ -582,7 +582,7 @@ class GuestSession:
         """One PING, remembered by its timestamp so its PONG gives a round trip."""
         wall = self.clock.wall_ms()
         if follow_up:
-            while wall in self._pings:  # its lead's PONG came back within the same ms
+            while wall in self._pings:  # another PING in flight holds this millisecond
                 wall += 1
         elif wall in self._pings:  # one PING per millisecond: its PONG is matched by it
             return []
@@ -603,10 +603,11 @@ class GuestSession:
             uncertainty = None  # the host has it: 28 bytes saved in every idle PING
         ping = Ping(
             timestamp=wall,
-            latency=latency,
+            # The host heard the latency and the sync report in the lead a moment ago.
+            latency=None if follow_up else latency,
             sent_us=self.clock.monotonic_us(),
             clock_uncertainty_us=uncertainty,
-            sync=self._sync,
+            sync=None if follow_up else self._sync,
         )
         return [Transmit(ping)]
 

@@ -962,6 +962,8 @@ def test_a_probe_is_followed_at_once_by_a_second_that_finds_both_ends_awake() ->
     (follow_up,) = pings(answer)
     assert follow_up.sent_us == g.clock.monotonic_us()  # sent as the PONG arrived
     assert follow_up.timestamp == g.now_ms() + 2  # the next free key for its PONG
+    assert lead.latency is not None
+    assert follow_up.latency is None  # the host has it from the lead
     assert len(of(answer, ClockEstimated)) == 1  # the lead is a sample too
     assert g.core.next_deadline() == due  # and it does not move the probe schedule
     g.clock.advance(0.0002)

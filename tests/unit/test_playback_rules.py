@@ -114,7 +114,21 @@ def test_guest_asks_for_audio_only_when_configured_and_reports_sync_in_its_ping(
         if isinstance(e, Transmit) and isinstance(e.message, Ping)
     ]
     assert pings
-    assert pings[-1].sync == report
+    lead = pings[-1]
+    assert lead.sync == report
+    assert lead.sent_us is not None
+    answer = Pong(
+        timestamp=T,
+        ping_timestamp=lead.timestamp,
+        received_at=T,
+        ping_sent_us=lead.sent_us,
+        received_us=lead.sent_us,
+        sent_us=lead.sent_us,
+    )
+    follow_ups = [
+        e.message for e in g.feed(answer) if isinstance(e, Transmit) and isinstance(e.message, Ping)
+    ]
+    assert [p.sync for p in follow_ups] == [None]  # the report went with the lead
 
 
 def test_the_host_sets_one_members_output_and_the_guest_is_told() -> None:
