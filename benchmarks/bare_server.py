@@ -4,7 +4,8 @@ It accepts, answers a JOIN with WELCOME and MEMBER_LIST (the same shapes and siz
 ours), tells everyone else with `broadcast`, and on LEAVE or a dropped link tells them
 MEMBER_LEFT. No validation, rate limits, heartbeats, store or logging: the gap between
 it and our host is what our own work costs. `websockets` runs with its defaults
-(permessage-deflate, keepalive pings), as our server does.
+(permessage-deflate) and, as our server, without keepalive pings (heartbeat deadlines
+do that job there).
 
 Run: `python -m benchmarks.bare_server` prints `listening on port N` and serves;
 with `--certfile CERT --keyfile KEY` it serves `wss://` with that certificate, with the
@@ -105,7 +106,7 @@ async def main(tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serve(server.handle, "127.0.0.1", 0, ssl=tls) as ws_server:
+    async with serve(server.handle, "127.0.0.1", 0, ssl=tls, ping_interval=None) as ws_server:
         port = next(iter(ws_server.sockets)).getsockname()[1]
         print(f"listening on port {port}", flush=True)
         await stop.wait()

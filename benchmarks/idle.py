@@ -3,9 +3,10 @@
 Real guests (`GuestService`, the `websockets` client with its defaults) join a real
 `HostService` through a TCP proxy that counts every byte after the HTTP upgrade, so
 the count is WebSocket frames with their headers (TCP/IP headers excluded). The full
-run uses the default heartbeat settings for 20 s, which also covers one of the
-`websockets` keepalive pings (every 20 s); the quick run shortens the heartbeat
-interval and scales bytes per interval to the default 5 s, without keepalives.
+run uses the default heartbeat settings for 20 s, two rounds of the idle pattern (a
+pair of session-clock probes and a HEARTBEAT every 10 s); the quick run shortens the heartbeat
+interval and scales bytes per interval to the default 5 s. The host sends no
+`websockets` keepalive pings: its heartbeat deadlines do that job.
 
 Over `wss://` a second host serves TLS with its own certificate and the guests join it
 as a verified host (its fingerprint given), so the proxy counts TLS records: the
@@ -209,7 +210,6 @@ async def measure(
         "heartbeat_interval_s": interval,
         "window_s": round(elapsed, 2),
         "scaled_to_interval_s": DEFAULT_INTERVAL,
-        "keepalive_included": not quick,
     }
     for (transport, variant), (up, down) in counts.items():
         per_interval = (up + down) / guests / (elapsed / interval)
