@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
+from loudsync_tui.net.compression import TextOnlyDeflateFactory
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.net.tls_buffers import use_small_tls_buffers, write_in_pieces
 from loudsync_tui.protocol import SessionAnswer, encode
@@ -114,6 +115,7 @@ class SessionServer:
                     ping_interval=None,  # the session's own heartbeat deadlines do this job
                     logger=log,
                     create_connection=HostConnection,  # small TLS buffers
+                    extensions=[TextOnlyDeflateFactory()],  # audio frames go uncompressed
                 )
             except OSError as exc:
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from benchmarks.media import noise, write_wav
 from loudsync_tui.audio.codec import FRAME_SAMPLES
@@ -119,6 +120,35 @@ async def test_members_get_the_track_then_every_chunk_a_buffer_ahead(tmp_path: P
     finally:
         await a.close()
         await remote.close()
+        await host.aclose()
+
+
+async def test_audio_frames_travel_uncompressed_and_messages_compressed(tmp_path: Path) -> None:
+    host = await streaming_host([write_wav(tmp_path / "noise.wav", noise(0.5))], autoplay=False)
+    try:
+        a = await Listener.join(host, "dev-a", audio=True)
+        (deflate,) = a.raw.ws.protocol.extensions  # negotiated, as by default
+        seen: list[tuple[Opcode, bool]] = []
+        decode = deflate.decode
+
+        def spy(frame: Frame, *, max_size: int | None = None) -> Frame:
+            seen.append((frame.opcode, frame.rsv1))
+            return decode(frame, max_size=max_size)
+
+        deflate.decode = spy  # type: ignore[method-assign]
+        await eventually(lambda: len(host.core.members) == 2)
+        assert host.streamer is not None
+        host.streamer.play()
+        await eventually(lambda: len(a.frames) >= 10, timeout=10)
+        binary = [rsv1 for opcode, rsv1 in seen if opcode is Opcode.BINARY]
+        text = [rsv1 for opcode, rsv1 in seen if opcode is Opcode.TEXT]
+        assert binary
+        assert not any(binary)  # audio as it is: it would not shrink
+        assert text
+        assert all(text)
+        assert a.of(Play)  # and both still read
+    finally:
+        await a.close()
         await host.aclose()
 
 

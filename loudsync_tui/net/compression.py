@@ -1,0 +1,63 @@
+"""permessage-deflate for the session's text messages only, never its audio frames.
+
+`websockets` compresses every data frame once the extension is negotiated. Audio frames
+(Opus, or PCM noise-like enough) do not shrink, yet each would cost the host a deflate
+per guest and every guest an inflate, 50 times a second. RFC 7692 lets a sender leave
+any message uncompressed (RSV1 clear), and every receiver, `websockets` included, passes
+such a message through untouched; so the host's extension skips binary messages, and
+guests need nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame, Opcode
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "server_max_window_bits": 12,
+    "client_max_window_bits": 12,
+    "compress_settings": {"memLevel": 5},
+}
+"""What `websockets` negotiates by default (`enable_server_permessage_deflate`)."""
+
+
+class TextOnlyDeflate(PerMessageDeflate):
+    """Compresses text messages; sends binary ones as they are."""
+
+    _binary_message = False
+
+    def encode(self, frame: Frame) -> Frame:
+        if frame.opcode is Opcode.BINARY:
+            self._binary_message = not frame.fin
+            return frame
+        if frame.opcode is Opcode.CONT and self._binary_message:
+            self._binary_message = not frame.fin
+            return frame
+        return super().encode(frame)
+
+
+class TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
+    """The server's permessage-deflate, negotiated as ever, encoding with TextOnlyDeflate."""
+
+    def __init__(self) -> None:
+        super().__init__(**DEFAULT_SETTINGS)
+
+    def process_request_params(
+        self, params: Sequence[tuple[str, str | None]], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[tuple[str, str | None]], PerMessageDeflate]:
+        response, negotiated = super().process_request_params(params, accepted_extensions)
+        extension = TextOnlyDeflate(
+            negotiated.remote_no_context_takeover,
+            negotiated.local_no_context_takeover,
+            negotiated.remote_max_window_bits,
+            negotiated.local_max_window_bits,
+            self.compress_settings,
+        )
+        return response, extension

@@ -1,0 +1,57 @@
+"""The host's permessage-deflate compresses text and leaves audio (binary) as it is, and
+a standard receiver reads both, in any order, with its compression context intact."""
+
+from __future__ import annotations
+
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+from websockets.frames import Frame, Opcode
+
+from loudsync_tui.net.compression import TextOnlyDeflate, TextOnlyDeflateFactory
+
+TEXT = b'{"type":"MEMBER_LIST","members":[' + b'{"name":"Ada"},' * 40 + b"]}"
+AUDIO = bytes(range(256)) * 8
+
+
+def negotiated() -> tuple[PerMessageDeflate, PerMessageDeflate]:
+    """(host, guest) extensions as a real handshake negotiates them."""
+    client = ClientPerMessageDeflateFactory(client_max_window_bits=True)
+    response, host = TextOnlyDeflateFactory().process_request_params(
+        client.get_request_params(), []
+    )
+    guest = client.process_response_params(response, [])
+    assert isinstance(guest, PerMessageDeflate)
+    return host, guest
+
+
+def test_the_negotiated_extension_is_ours_with_the_usual_settings() -> None:
+    host, _ = negotiated()
+    assert isinstance(host, TextOnlyDeflate)
+    assert host.local_max_window_bits == 12  # what websockets offers by default
+
+
+def test_text_is_compressed_and_audio_sent_as_it_is() -> None:
+    host, guest = negotiated()
+    for _ in range(3):  # interleaved, so the shared context must survive the skips
+        text = host.encode(Frame(Opcode.TEXT, TEXT))
+        assert text.rsv1
+        assert len(text.data) < len(TEXT) // 4
+        audio = host.encode(Frame(Opcode.BINARY, AUDIO))
+        assert not audio.rsv1
+        assert audio.data == AUDIO
+        assert guest.decode(text).data == TEXT
+        assert guest.decode(audio).data == AUDIO
+
+
+def test_a_fragmented_audio_message_stays_uncompressed_to_its_end() -> None:
+    host, guest = negotiated()
+    first = host.encode(Frame(Opcode.BINARY, AUDIO[:100], fin=False))
+    last = host.encode(Frame(Opcode.CONT, AUDIO[100:], fin=True))
+    assert (first.rsv1, first.data, last.data) == (False, AUDIO[:100], AUDIO[100:])
+    assert guest.decode(first).data + guest.decode(last).data == AUDIO
+    after = host.encode(Frame(Opcode.TEXT, TEXT, fin=False))
+    tail = host.encode(Frame(Opcode.CONT, b"", fin=True))
+    assert after.rsv1  # the next text message is compressed again
+    assert guest.decode(after).data + guest.decode(tail).data == TEXT
