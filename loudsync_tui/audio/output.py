@@ -64,6 +64,23 @@ class OutputStatus:
     latency_s: float
 
 
+LONG_BLOCK = 1920
+SHORT_BLOCK = 480
+"""Frames a callback renders: 40 ms, or down to 10 ms for a device asked to keep a short
+buffer. A callback's cost is mostly waking a cold thread: `Playout.render` took 520 µs
+of CPU for a 10 ms block after a 10 ms sleep and 150 µs back to back, so 5.2 % of a core
+at 480 frames and 2.2 % at 1920 (the same render measured both ways)."""
+
+
+def block_frames(latency_s: float | None) -> int:
+    """The block for a device latency (None: PortAudio's "high" default): a quarter of
+    the buffer in whole 10 ms, between SHORT_BLOCK and LONG_BLOCK."""
+    if latency_s is None:
+        return LONG_BLOCK
+    quarter = int(latency_s * RATE / 4) // SHORT_BLOCK * SHORT_BLOCK
+    return min(LONG_BLOCK, max(SHORT_BLOCK, quarter))
+
+
 def _sounddevice() -> ModuleType:
     """Imported on use (it has no type stubs, hence import_module)."""
     return importlib.import_module("sounddevice")
@@ -140,18 +157,18 @@ class AudioOutput:
         *,
         device: str | int | None = None,
         latency_s: float | None = None,
-        blocksize: int = 480,
+        blocksize: int | None = None,
         dac_skew_ppm: float = 0.0,
     ) -> None:
         self.playout = playout
         self.device = device
         self.latency_s = latency_s
-        self.blocksize = blocksize
+        self.blocksize = block_frames(latency_s) if blocksize is None else blocksize
         self.samplerate = round(RATE * (1 + dac_skew_ppm * 1e-6))
         self._stream: Any = None
         self._device_name = ""
         self._lock = threading.Lock()
-        self._gate = _StartGate(RATE, blocksize)
+        self._gate = _StartGate(RATE, self.blocksize)
         self._ready = False
         self._callbacks = 0
         self._underflows = 0

@@ -17,10 +17,13 @@ import pytest
 from numpy.typing import NDArray
 
 from loudsync_tui.audio.output import (
+    LONG_BLOCK,
+    SHORT_BLOCK,
     AudioOutput,
     AudioOutputError,
     _StartGate,
     audio_unavailable_reason,
+    block_frames,
     list_output_devices,
 )
 from loudsync_tui.core.clock_sync import ClockEstimate
@@ -101,8 +104,8 @@ def test_plays_a_playout_on_the_default_device(pulse: None) -> None:
         stats, status = playout.stats(), output.status()
         elapsed_ms = (time.monotonic() - began) * 1000
     assert status.errors == 0
-    assert status.callbacks > 100
-    assert status.blocksize == 480
+    assert status.callbacks > 30  # 1.5 s of 40 ms blocks
+    assert status.blocksize == LONG_BLOCK  # PortAudio's "high" latency: long blocks
     assert 0 < status.latency_s < 1
     assert stats.playing
     assert stats.epoch == 1
@@ -195,3 +198,16 @@ def test_the_dac_time_is_taken_relative_to_now() -> None:
     output._callback(out, 480, SimpleNamespace(outputBufferDacTime=0.0, currentTime=123.0), ok)
     assert 39_000 < seen[0] <= 40_000
     assert -1_000 < seen[1] <= 0
+
+
+@pytest.mark.parametrize(
+    ("latency_s", "frames"),
+    [(None, LONG_BLOCK), (0.008, SHORT_BLOCK), (0.08, 2 * SHORT_BLOCK), (0.12, 1440), (1.0, 1920)],
+)
+def test_blocks_are_long_unless_the_device_keeps_a_short_buffer(
+    latency_s: float | None, frames: int
+) -> None:
+    """Each callback costs a cold thread's wake-up, so blocks are as long as the buffer
+    allows: a quarter of it, in whole 10 ms, from 10 to 40 ms."""
+    assert block_frames(latency_s) == frames
+    assert AudioOutput(playing_playout(), latency_s=latency_s).blocksize == frames
