@@ -416,3 +416,15 @@ async def test_a_plain_host_refuses_a_pin() -> None:
     host = HostService(replace(FAST_HOST, pin="4821"), AppStore())
     with pytest.raises(HostStartError, match="PIN needs TLS"):
         await host.start()
+
+
+async def test_the_host_hands_out_no_tls_session_tickets(tls_host: Any) -> None:
+    """Guests never resume a TLS session: tickets would be work and bytes for nothing."""
+    host = await tls_host()
+    async with connect(f"wss://127.0.0.1:{host.port}/", ssl=client_context()) as ws:
+        await ws.send("not json")  # read past the handshake, where tickets would come
+        assert "INVALID_MESSAGE" in str(await ws.recv())
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        assert ssl_object.version() == "TLSv1.3"
+        assert ssl_object.session is not None
+        assert not ssl_object.session.has_ticket
