@@ -59,11 +59,10 @@ from rich.table import Table
 from benchmarks.children import die_with_parent
 from benchmarks.clock import cpu_seconds
 from benchmarks.media import noise, write_wav
-from benchmarks.report import Row, figures_table, publish, within
+from benchmarks.report import RESULTS_DIR, Row, figures_table, publish, within
 from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 COLS, ROWS = 100, 30
 TRACK_S = 180.0

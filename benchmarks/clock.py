@@ -44,11 +44,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.children import die_with_parent
-from benchmarks.report import Row, figures_table, publish, us, within
+from benchmarks.report import RESULTS_DIR, Row, figures_table, publish, us, within
 from benchmarks.run import machine
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WARMUP_S = 3.0
 """Reports in the first seconds after joining describe the start-up burst, not the steady state."""
 HOST_READY_TIMEOUT_S = 20.0

@@ -12,6 +12,9 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+"""Where every benchmark writes its JSON (git-ignored)."""
+
 
 @dataclass
 class Row:
