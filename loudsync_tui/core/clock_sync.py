@@ -169,7 +169,10 @@ class ClockEstimator:
         mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / total
         my = sum(w * y for w, y in zip(ws, ys, strict=True)) / total
         sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
+        # The samples that carry the fit, by round trip: their scatter is its noise.
+        best_few = sorted(range(len(chosen)), key=lambda i: chosen[i].rtt_us)[:BEST_FEW]
         slope = self._prior_skew or 0.0
+        bounds = self._bounds(slope, newest)
         slope_error_us = 0.0
         if len(chosen) >= 3 and sxx > 0 and max(xs) - min(xs) >= MIN_SKEW_SPAN_US:
             sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
@@ -180,7 +183,7 @@ class ClockEstimator:
             # The slope's standard error, scaled up when the residuals exceed the weights'
             # assumed noise (they are bounds from round trips, not true variances), and
             # when the best samples, which the weights take as exact, scatter more.
-            best_scatter = self._scatter_of_the_best(chosen, xs, ys, my - fitted * mx, fitted)
+            best_scatter = _scatter(best_few, xs, ys, my - fitted * mx, fitted)
             scale = max(
                 1.0, chi2 / max(1, len(chosen) - 2), best_scatter**2 * BEST_FEW / SIGMA_FLOOR_US**2
             )
@@ -188,23 +191,23 @@ class ClockEstimator:
             significant = abs(fitted) > SKEW_SIGNIFICANCE * se
             # A skew below the noise is still shown when the slope assumed so far leaves
             # no offset that every sample allows, and the fitted one does.
-            shown = self._bounds(slope, newest) is None and self._bounds(fitted, newest)
-            if significant or shown:
-                slope = fitted
-                self._prior_skew = None  # the samples say it themselves now
+            if significant or bounds is None:
+                fitted_bounds = self._bounds(fitted, newest)
+                if significant or fitted_bounds is not None:
+                    slope, bounds = fitted, fitted_bounds
+                    self._prior_skew = None  # the samples say it themselves now
             # What the slope's own error (or the one left out) costs at the newest sample,
             # which lies far from the weight's centre while the burst dominates the window.
             slope_error_us = (abs(fitted - slope) + se) * abs(mx)
         intercept = my - slope * mx  # the line's value at x = 0, the newest sample
         sq = sum(w * (y - intercept - slope * x) ** 2 for w, x, y in zip(ws, xs, ys, strict=True))
         offset = best.offset_us + intercept
-        bounds = self._bounds(slope, newest)
         if bounds is not None:
             # The fit's offset is good where the two legs of an exchange vary together
             # (residuals small); the bounds where they vary apart. Take the steadier, and
             # never an offset the bounds rule out.
             lower, upper = bounds
-            fit_sd = self._scatter_of_the_best(chosen, xs, ys, intercept, slope)
+            fit_sd = _scatter(best_few, xs, ys, intercept, slope) if len(chosen) >= 3 else math.inf
             bounds_sd = (upper - lower) / (2 * math.sqrt(3))  # uniform between the bounds
             offset = (lower + upper) / 2 if bounds_sd < fit_sd else min(max(offset, lower), upper)
         return ClockEstimate(
@@ -215,19 +218,6 @@ class ClockEstimator:
             samples=len(self._samples),
             at_local_us=round(newest),
         )
-
-    @staticmethod
-    def _scatter_of_the_best(
-        chosen: list[ClockSample], xs: list[float], ys: list[float], intercept: float, slope: float
-    ) -> float:
-        """How far the fit's offset may be off: the RMS distance of the best few samples
-        (by round trip, which carry the fit) from its line, over the root of their count.
-        Their weights cannot tell this, since they assume the best samples exact."""
-        if len(chosen) < 3:
-            return math.inf
-        ranked = sorted(range(len(chosen)), key=lambda i: chosen[i].rtt_us)[:BEST_FEW]
-        sq = sum((ys[i] - intercept - slope * xs[i]) ** 2 for i in ranked)
-        return math.sqrt(sq / len(ranked)) / math.sqrt(len(ranked))
 
     def _bounds(self, slope: float, newest: float) -> tuple[float, float] | None:
         """The least and greatest offset no sample rules out, at `newest`, along `slope`.
@@ -242,6 +232,16 @@ class ClockEstimator:
         upper = min(s.t2 - s.t1 - slope * (s.t1 - newest) for s in self._samples)
         lower = max(s.t3 - s.t4 - slope * (s.t4 - newest) for s in self._samples)
         return (lower, upper) if lower <= upper else None
+
+
+def _scatter(
+    indices: list[int], xs: list[float], ys: list[float], intercept: float, slope: float
+) -> float:
+    """How far a fit's offset may be off: the RMS distance of the samples at `indices`
+    (the best few by round trip, which carry the fit) from its line, over the root of
+    their count. Their weights cannot tell this, since they assume the best samples exact."""
+    sq = sum((ys[i] - intercept - slope * xs[i]) ** 2 for i in indices)
+    return math.sqrt(sq / len(indices)) / math.sqrt(len(indices))
 
 
 class ProbeSchedule:
