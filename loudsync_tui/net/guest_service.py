@@ -54,6 +54,7 @@ from loudsync_tui.core.guest_effects import (
     Transmit,
     Welcomed,
 )
+from loudsync_tui.net.arrivals import StampedClientConnection
 from loudsync_tui.net.session_lookup import (
     AddressError,
     HostAddress,
@@ -455,6 +456,7 @@ class GuestService:
                 max_size=cfg.max_frame_size,
                 ping_interval=None,  # the protocol's own PING does this job
                 close_timeout=2.0,
+                create_connection=StampedClientConnection,  # a PONG's t4 as it is read
             )
         except TimeoutError:
             self._inputs.put_nowait(_ConnectFailed("timed out", generation))
@@ -477,9 +479,16 @@ class GuestService:
             self._inputs.put_nowait(_Opened(ws, generation, challenge, observed))
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:
+        # Arrival stamps are on the system's monotonic clock; on another clock (a
+        # simulation), frames are stamped as the reader gets them.
+        stamp = (
+            ws.arrival_us
+            if isinstance(self.clock, SystemClock) and isinstance(ws, StampedClientConnection)
+            else self.clock.monotonic_us
+        )
         try:
             async for data in ws:
-                self._inputs.put_nowait(_Frame(data, generation, self.clock.monotonic_us()))
+                self._inputs.put_nowait(_Frame(data, generation, stamp()))
         except ConnectionClosed:
             pass
         received = ws.protocol.close_rcvd
