@@ -44,6 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.children import die_with_parent
+from benchmarks.delay_proxy import DelayProxy
 from benchmarks.report import RESULTS_DIR, Row, figures_table, publish, us, within
 from benchmarks.run import machine
 
@@ -264,83 +265,6 @@ class Guest:
 
 
 # The proxy --------------------------------------------------------------------------
-
-
-class DelayProxy:
-    """A TCP proxy on 127.0.0.1 that holds each chunk for a random 0..max_delay seconds.
-
-    Each direction of each connection is a FIFO: a chunk is written at its own due time
-    or right after the chunk before it, whichever is later, so nothing overtakes. The
-    delays really applied (asyncio's timers add up to about a millisecond) are recorded.
-    """
-
-    def __init__(self, target_port: int, max_delay_s: float, rng: random.Random) -> None:
-        self.target_port = target_port
-        self.max_delay_s = max_delay_s
-        self.rng = rng
-        self.applied_ms: dict[str, list[float]] = {"to_host": [], "to_guest": []}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            await asyncio.gather(
-                self._pipe(reader, up_writer, self.applied_ms["to_host"]),
-                self._pipe(up_reader, writer, self.applied_ms["to_guest"]),
-            )
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            for w in (writer, up_writer):
-                if w is not None:
-                    w.close()
-
-    async def _pipe(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, applied: list[float]
-    ) -> None:
-        queue: asyncio.Queue[tuple[float, float, bytes] | None] = asyncio.Queue()
-
-        async def receive() -> None:
-            try:
-                while chunk := await src.read(65536):
-                    now = time.monotonic()
-                    queue.put_nowait((now, now + self.rng.uniform(0, self.max_delay_s), chunk))
-            finally:
-                queue.put_nowait(None)
-
-        receiving = asyncio.create_task(receive())
-        try:
-            while (item := await queue.get()) is not None:
-                arrived, due, chunk = item
-                wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                dst.write(chunk)
-                applied.append(round((time.monotonic() - arrived) * 1000, 3))
-                await dst.drain()
-            with contextlib.suppress(OSError, RuntimeError):
-                dst.write_eof()
-        finally:
-            receiving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                await receiving
 
 
 # Figures ----------------------------------------------------------------------------
