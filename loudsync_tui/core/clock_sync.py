@@ -7,9 +7,11 @@ started, and session = local + offset, where the offset drifts at `skew_ppm`.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 WINDOW_US = 60_000_000
 """A minute of samples: a long baseline for the skew (100 µs of noise is under 2 ppm over
@@ -33,11 +35,21 @@ SKEW_SIGNIFICANCE = 2.0
 """A fitted skew within two standard errors of zero is taken as zero: on loopback one
 idle sample after the burst made a 7.7 ppm skew out of 30 µs of noise, whose error then
 grew by 8 µs a second (benchmarks.clock); a real 500 ppm clears the bar within 3 s."""
+GAP_SAMPLES = 3
+"""The tightest bounds of each kind whose spacing says how well the bounds are known."""
 STEP_MIN_US = 2_000
 STEP_FACTOR = 20.0
 STEP_RUN = 3
 """A clock step is this many consecutive samples off the line by more than their round
 trip and max(2 ms, 20 x uncertainty) explain; fewer is an outlier, dropped."""
+
+
+class _Bounds(NamedTuple):
+    lower: float
+    upper: float
+    spread: float
+    """How far the middle of the bounds may be off: half the root sum of squares of each
+    bound's spacing (see `ClockEstimator._bounds`)."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +195,8 @@ class ClockEstimator:
             # The slope's standard error, scaled up when the residuals exceed the weights'
             # assumed noise (they are bounds from round trips, not true variances), and
             # when the best samples, which the weights take as exact, scatter more.
-            best_scatter = _scatter(best_few, xs, ys, my - fitted * mx, fitted)
-            scale = max(
-                1.0, chi2 / max(1, len(chosen) - 2), best_scatter**2 * BEST_FEW / SIGMA_FLOOR_US**2
-            )
+            best_rms = _rms(best_few, xs, ys, my - fitted * mx, fitted)
+            scale = max(1.0, chi2 / max(1, len(chosen) - 2), best_rms**2 / SIGMA_FLOOR_US**2)
             se = math.sqrt(scale / sxx)
             significant = abs(fitted) > SKEW_SIGNIFICANCE * se
             # A skew below the noise is still shown when the slope assumed so far leaves
@@ -203,13 +213,15 @@ class ClockEstimator:
         sq = sum(w * (y - intercept - slope * x) ** 2 for w, x, y in zip(ws, xs, ys, strict=True))
         offset = best.offset_us + intercept
         if bounds is not None:
-            # The fit's offset is good where the two legs of an exchange vary together
-            # (residuals small); the bounds where they vary apart. Take the steadier, and
-            # never an offset the bounds rule out.
-            lower, upper = bounds
-            fit_sd = _scatter(best_few, xs, ys, intercept, slope) if len(chosen) >= 3 else math.inf
-            bounds_sd = (upper - lower) / (2 * math.sqrt(3))  # uniform between the bounds
-            offset = (lower + upper) / 2 if bounds_sd < fit_sd else min(max(offset, lower), upper)
+            # The bounds' middle is right where the legs' quickest trips are alike, the
+            # fit where the legs' delays are alike on average (they vary together). A busy
+            # host reads PINGs late, so the legs of most exchanges differ the same way and
+            # the fit leans with them, though each leg's quickest trip stays true (100
+            # guests: the fit put one 40-55 µs off, the middle 17-30). So the middle,
+            # unless the fit's best samples agree more closely than the bounds are known.
+            lower, upper, spread = bounds
+            fit_rms = _rms(best_few, xs, ys, intercept, slope) if len(chosen) >= 3 else math.inf
+            offset = (lower + upper) / 2 if spread < fit_rms else min(max(offset, lower), upper)
         return ClockEstimate(
             offset_us=round(offset),
             skew_ppm=slope * 1e6,
@@ -219,7 +231,7 @@ class ClockEstimator:
             at_local_us=round(newest),
         )
 
-    def _bounds(self, slope: float, newest: float) -> tuple[float, float] | None:
+    def _bounds(self, slope: float, newest: float) -> _Bounds | None:
         """The least and greatest offset no sample rules out, at `newest`, along `slope`.
 
         A leg cannot take less than no time, so each exchange bounds the offset: at most
@@ -229,19 +241,28 @@ class ClockEstimator:
         exchange, where both legs must be quick at once. None when the bounds cross (a
         slope off by more than the legs' slack, or a step not yet seen): the fit stands.
         """
-        upper = min(s.t2 - s.t1 - slope * (s.t1 - newest) for s in self._samples)
-        lower = max(s.t3 - s.t4 - slope * (s.t4 - newest) for s in self._samples)
-        return (lower, upper) if lower <= upper else None
+        uppers = heapq.nsmallest(
+            GAP_SAMPLES, (s.t2 - s.t1 - slope * (s.t1 - newest) for s in self._samples)
+        )
+        lowers = heapq.nlargest(
+            GAP_SAMPLES, (s.t3 - s.t4 - slope * (s.t4 - newest) for s in self._samples)
+        )
+        if lowers[0] > uppers[0]:
+            return None
+        # The tightest of n draws lies about one spacing of the draws beyond the true
+        # bound, so the spacing of the few tightest says how far each may be off.
+        gaps = len(uppers) - 1 or 1
+        spread = math.hypot((uppers[-1] - uppers[0]) / gaps, (lowers[0] - lowers[-1]) / gaps) / 2
+        return _Bounds(lowers[0], uppers[0], spread)
 
 
-def _scatter(
+def _rms(
     indices: list[int], xs: list[float], ys: list[float], intercept: float, slope: float
 ) -> float:
-    """How far a fit's offset may be off: the RMS distance of the samples at `indices`
-    (the best few by round trip, which carry the fit) from its line, over the root of
-    their count. Their weights cannot tell this, since they assume the best samples exact."""
-    sq = sum((ys[i] - intercept - slope * xs[i]) ** 2 for i in indices)
-    return math.sqrt(sq / len(indices)) / math.sqrt(len(indices))
+    """The RMS distance from a fit's line of the samples at `indices`: the best few by
+    round trip, which carry the fit. Their weights cannot tell this: they take the best
+    samples as exact."""
+    return math.sqrt(sum((ys[i] - intercept - slope * xs[i]) ** 2 for i in indices) / len(indices))
 
 
 class ProbeSchedule:

@@ -153,6 +153,37 @@ def test_legs_that_vary_apart_are_bounded_not_averaged(seed: int) -> None:
     assert final.samples == 30  # the sparse minute keeps older samples beside its own
 
 
+def busy_host(guest: Guest, host_us: float, rng: random.Random) -> tuple[ClockSample, float]:
+    """An exchange with a busy host, as with 100 guests in benchmarks.clock: the quickest
+    trips are alike both ways (80 and 60 µs), but the host reads most PINGs late (up to
+    600 µs), while the guest reads its PONGs at once (up to 100 µs)."""
+    out = 80 + rng.uniform(0, 600) * rng.random()
+    back = 60 + rng.uniform(0, 100) * rng.random()
+    t2 = round(host_us + out)
+    t3 = t2 + 20
+    return ClockSample(guest.local(host_us), t2, t3, guest.local(t3 + back)), t3 + back
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_host_that_reads_late_does_not_lean_the_offset(seed: int) -> None:
+    """Probed as an idle guest probes, for a minute: the offset stays near half the
+    difference of the quickest trips (10 µs), where a fit through the samples leans
+    toward the late reads (the fit alone: 27-30 µs worst with these seeds)."""
+    guest = Guest(0.0)
+    rng = random.Random(seed)
+    est = ClockEstimator()
+    leads = BURST[::2] + [SECOND + k * 10 * SECOND for k in range(7)]
+    errors: list[float] = []
+    for lead in leads:
+        sample, back_at = busy_host(guest, lead, rng)
+        est.add(sample)
+        est.add(busy_host(guest, back_at + 300, rng)[0])
+        if lead >= 3 * SECOND:
+            errors.append(abs(error_at(est, guest, back_at + 1000)))
+    assert len(errors) == 6
+    assert max(errors) < 20, errors
+
+
 def test_a_clock_step_is_recovered_within_a_few_samples() -> None:
     guest = Guest(500.0, step_us=5 * SECOND, step_at_us=200.5 * SECOND)
     est, record, _ = run(guest, seed=5, minutes=5)
