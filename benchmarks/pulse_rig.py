@@ -82,9 +82,15 @@ class PulseRig:
     Its processes also get SIGTERM when the thread that started them ends (so a killed test
     leaves no daemon): start it on a thread that outlives it."""
 
-    def __init__(self, rate: int = 48_000, sample_format: SampleFormat = "s16le") -> None:
+    def __init__(
+        self,
+        rate: int = 48_000,
+        sample_format: SampleFormat = "s16le",
+        latency_ms: int = LATENCY_MS,
+    ) -> None:
         self.rate = rate
         self.sample_format = sample_format
+        self.latency_ms = latency_ms
         self._dir = Path(tempfile.mkdtemp(prefix="loudsync-pulse-"))
         self.server = f"unix:{self._dir / 'native'}"
         prefix = f"loudsync_{os.getpid()}_{secrets.token_hex(3)}"
@@ -140,7 +146,7 @@ class PulseRig:
                 f"--format={self.sample_format}",
                 f"--rate={self.rate}",
                 "--channels=2",
-                f"--latency-msec={LATENCY_MS}",
+                f"--latency-msec={self.latency_ms}",
                 "--client-name=loudsync-rig-keep-awake",
             ],
             stdin=Path("/dev/zero"),
@@ -195,7 +201,7 @@ class PulseRig:
                 f"--format={self.sample_format}",
                 f"--rate={self.rate}",
                 "--channels=2",
-                f"--latency-msec={LATENCY_MS}",
+                f"--latency-msec={self.latency_ms}",
             ],
             stdout=target,
             log=f"recording-{self._recordings}",
