@@ -29,6 +29,11 @@ OnMessage = Callable[["WsClient", bytes, float], None]
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
+OPEN_TIMEOUT_S = 30.0
+"""A TLS handshake or HTTP upgrade not done by then fails (TimeoutError), like a
+real client's open timeout: no join can wait forever."""
+
+
 class HandshakeError(Exception):
     """The server did not switch protocols."""
 
@@ -82,17 +87,21 @@ class WsClient(asyncio.Protocol):
         _, client = await loop.create_connection(lambda: cls(on_message, tls), "127.0.0.1", port)
         if queued:
             client.queue = asyncio.Queue()
-        await client.secured
-        key = base64.b64encode(os.urandom(16)).decode()
-        client._write(
-            (
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n"
-                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
-            ).encode()
-        )
-        await client.opened
+        try:
+            await asyncio.wait_for(client.secured, OPEN_TIMEOUT_S)
+            key = base64.b64encode(os.urandom(16)).decode()
+            client._write(
+                (
+                    f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    "Sec-WebSocket-Version: 13\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+                ).encode()
+            )
+            await asyncio.wait_for(client.opened, OPEN_TIMEOUT_S)
+        except BaseException:
+            client.close()  # a handshake that never ends must not hold its socket
+            raise
         return client
 
     async def receive(self, within: float = 10.0) -> tuple[bytes, float]:
