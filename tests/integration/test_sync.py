@@ -38,6 +38,7 @@ still converging (in ~15 s, at up to 1000 ppm apart, which also blurs the correl
 HOP_S = 0.1
 MATCHED = 0.3
 """Below this, a window's correlation peak is no match and its offset means nothing."""
+MIN_MATCHED = 3
 MAX_OFFSET_US = 10_000.0
 PAUSE_EFFECT_S = 0.6
 """A command sounds one playback buffer (250 ms) after it is given; checked with margin."""
@@ -72,12 +73,14 @@ def test_two_guests_play_in_sync_and_pause_together(pulse_rig: PulseRig, tmp_pat
     print(f"B-A windows (time, offset, quality): {shown}")
     judged = [o for o in offs if o.time_s * RATE >= judged_from]
     late = [o for o in judged if o.quality >= MATCHED]
-    good = [o for o in judged if o.quality > 0.5]
     figures = summary(late)
     print(f"B-A from {JUDGED_FROM_S:g} s of playing on: {figures}")
-    assert good, (
-        f"A and B never matched (quality > 0.5) in {len(judged)} windows after "
-        f"{JUDGED_FROM_S:g} s: not the same audio; B-A {figures}"
+    # While a player still steers its rate, the windows blur (quality 0.2-0.4 at 0.1 %
+    # apart, in a CI run where one swung 4 ms in its first seconds); different audio
+    # peaks near 0.06 (the best of ±50 ms of lags over 4,800 samples of noise).
+    assert len(late) >= MIN_MATCHED, (
+        f"A and B matched (quality >= {MATCHED}) in {len(late)} of {len(judged)} windows "
+        f"after {JUDGED_FROM_S:g} s: not the same audio; B-A {figures}"
     )
     assert abs(figures["median_us"]) < MAX_OFFSET_US, (
         f"B-A {figures['median_us']:.0f} µs (median) after {JUDGED_FROM_S:g} s of playing"
