@@ -20,12 +20,18 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Frame, Opcode
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "server_max_window_bits": 12,
-    "client_max_window_bits": 12,
-    "compress_settings": {"memLevel": 5},
+SETTINGS: dict[str, Any] = {
+    "server_max_window_bits": 10,
+    "client_max_window_bits": 10,
+    "compress_settings": {"memLevel": 4},
 }
-"""What `websockets` negotiates by default (`enable_server_permessage_deflate`)."""
+"""Smaller zlib state than `websockets`' defaults (windows of 12 bits, memLevel 5): per
+guest the host keeps a deflate context (by zlib's formula 2^(window+2) + 2^(memLevel+9)
+bytes, 32 KiB by default, 12 KiB here) and an inflate one (2^window plus about 7 KiB).
+The session's messages are small JSON that repeats within a few hundred bytes, so the
+window hardly matters (tests/unit/test_compression.py compares a 1,000-member
+MEMBER_LIST and a run of PONGs both ways). The memory per guest is measured by `python
+-m benchmarks --guests 1000 --ours-only`: see the README."""
 
 
 class TextOnlyDeflate(PerMessageDeflate):
@@ -47,7 +53,7 @@ class TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
     """The server's permessage-deflate, negotiated as ever, encoding with TextOnlyDeflate."""
 
     def __init__(self) -> None:
-        super().__init__(**DEFAULT_SETTINGS)
+        super().__init__(**SETTINGS)
 
     def process_request_params(
         self, params: Sequence[tuple[str, str | None]], accepted_extensions: Sequence[Extension]
