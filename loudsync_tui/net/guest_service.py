@@ -54,7 +54,7 @@ from loudsync_tui.core.guest_effects import (
     Transmit,
     Welcomed,
 )
-from loudsync_tui.net.arrivals import StampedClientConnection
+from loudsync_tui.net.arrivals import StampedClientConnection, stamper
 from loudsync_tui.net.session_lookup import (
     AddressError,
     HostAddress,
@@ -479,13 +479,7 @@ class GuestService:
             self._inputs.put_nowait(_Opened(ws, generation, challenge, observed))
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:
-        # Arrival stamps are on the system's monotonic clock; on another clock (a
-        # simulation), frames are stamped as the reader gets them.
-        stamp = (
-            ws.arrival_us
-            if isinstance(self.clock, SystemClock) and isinstance(ws, StampedClientConnection)
-            else self.clock.monotonic_us
-        )
+        stamp = stamper(ws, self.clock)
         try:
             async for data in ws:
                 self._inputs.put_nowait(_Frame(data, generation, stamp()))

@@ -24,10 +24,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from loudsync_tui.core.clock import SystemClock
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
-from loudsync_tui.net.arrivals import StampedServerConnection
+from loudsync_tui.net.arrivals import StampedServerConnection, stamper
 from loudsync_tui.net.compression import TextOnlyDeflateFactory
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.net.tls_buffers import use_small_tls_buffers, write_in_pieces
@@ -88,9 +87,6 @@ class SessionServer:
         self._on_events = on_events
         self._tick_period = tick_period
         self._sockets: dict[ConnId, ServerConnection] = {}
-        # Arrival stamps are on the system's monotonic clock: a session on another
-        # clock (a simulation) stamps frames as it reads them.
-        self._stamped = isinstance(session.clock, SystemClock)
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -197,9 +193,9 @@ class SessionServer:
         challenge = self._challenges.pop(ws, None)
         try:
             self.apply(self.session.connected(conn, address, challenge=challenge))
-            stamp = ws.arrival_us if self._stamped and isinstance(ws, HostConnection) else None
+            stamp = stamper(ws, self.session.clock)
             async for data in ws:
-                self.apply(self.session.received(conn, data, stamp() if stamp else None))
+                self.apply(self.session.received(conn, data, stamp()))
         except ConnectionClosed:
             pass
         finally:
