@@ -55,6 +55,11 @@ WARM_UP_CHUNKS = 2
 """...and the two before them: an Opus decoder that starts mid-stream is off for its
 first packets (up to 65% RMS on the first, measured), so these prime it unheard."""
 
+SEND_BURST_US = 60_000
+"""Once a chunk is due, those due up to this much later go with it: a guest then wakes
+once for four, and a wake-up, not decoding, is most of what a chunk costs it. (Live
+audio goes as it is captured.)"""
+
 LIVE_MAX_WAIT_US = 50_000
 """A live chunk still not captured this long after its last sample's capture time goes
 out with silence for what is missing (the capture stalled): members must not starve."""
@@ -394,9 +399,10 @@ class AudioStreamer:
     def _send_due(self) -> float | None:
         """Send every chunk due now; returns seconds until the next is due (None: idle)."""
         transport = self.transport
+        burst = 0
         for _ in range(500):  # 10 s of audio at most per turn: never starve the loop
             now = self._now()
-            due = transport.due_sample(now)
+            due = transport.due_sample(now + burst)
             epoch = transport.epoch
             if due is None or epoch is None:
                 return None
@@ -408,6 +414,8 @@ class AudioStreamer:
                 return self._reader.retry_us / 1e6  # not captured yet
             if not sent:
                 return 0.0  # the track ended; the next epoch is in place
+            if not isinstance(self._reader, LiveReader):
+                burst = SEND_BURST_US
         return 0.0
 
     def _send_one(self, epoch: Epoch) -> bool | None:

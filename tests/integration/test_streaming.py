@@ -4,6 +4,8 @@ buffer ahead of its play time, the same bytes to each member that asked for audi
 from __future__ import annotations
 
 import asyncio
+import itertools
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from benchmarks.media import noise, write_wav
 from loudsync_tui.audio.codec import FRAME_SAMPLES
 from loudsync_tui.config import OutputConfig, PlaybackConfig
 from loudsync_tui.core.epoch import RATE
+from loudsync_tui.net.audio_streamer import SEND_BURST_US
 from loudsync_tui.net.host_service import HostService, HostStartError
 from loudsync_tui.protocol import (
     Control,
@@ -120,6 +123,40 @@ async def test_members_get_the_track_then_every_chunk_a_buffer_ahead(tmp_path: P
     finally:
         await a.close()
         await remote.close()
+        await host.aclose()
+
+
+async def test_chunks_go_out_a_few_at_a_time_and_never_far_beyond_the_buffer(
+    tmp_path: Path,
+) -> None:
+    """A guest pays for each wake-up more than for decoding, so the host sends the
+    chunks due within SEND_BURST_US together; the lead grows by at most that much."""
+    music = noise(2.0)
+    path = write_wav(tmp_path / "noise.wav", music)
+    host = await streaming_host([path], autoplay=False)
+    try:
+        a = await Listener.join(host, "dev-a", audio=True)
+        await eventually(lambda: len(host.core.members) == 2)
+        assert host.streamer is not None
+        host.streamer.play()
+        await eventually(lambda: len(a.frames) >= len(music) // FRAME_SAMPLES, timeout=10)
+        (play,) = a.of(Play)
+        # After the first buffer's worth, which goes at once: the steady pace.
+        steady = [at for at, f in a.frames if f.first_sample >= RATE // 2]
+        groups = [1]
+        for before, at in itertools.pairwise(steady):
+            if at - before < 5_000:
+                groups[-1] += 1
+            else:
+                groups.append(1)
+        assert statistics.median(groups) >= 3, groups
+        leads = [
+            (play.at_us + (f.first_sample - play.sample) * 1e6 / RATE) - at for at, f in a.frames
+        ]
+        limit = 250_000 + SEND_BURST_US + 2 * FRAME_SAMPLES * 1_000_000 / RATE
+        assert max(leads) < limit, f"a chunk went {max(leads) / 1000:.1f} ms ahead"
+    finally:
+        await a.close()
         await host.aclose()
 
 
