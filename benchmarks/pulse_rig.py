@@ -18,35 +18,40 @@ neither uses nor disturbs any other daemon, including one of another test worker
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import glob
 import importlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Literal
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from benchmarks.children import die_with_parent
+from benchmarks.rig_processes import (
+    STOP_TIMEOUT_S,
+    Recording,
+    RigError,
+    RigProcesses,
+    SampleFormat,
+    Side,
+)
 
-Side = Literal["left", "right"]
-SampleFormat = Literal["s16le", "float32le"]
+__all__ = [
+    "DTYPES",
+    "PulseRig",
+    "Recording",
+    "RigError",
+    "SampleFormat",
+    "Side",
+    "pulse_unavailable_reason",
+]
+
 
 INSTALL_HINT = "apt-get install pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins"
 TOOLS = ("pulseaudio", "pactl", "parec", "pacat")
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
-POLL_S = 0.02
 LATENCY_MS = 20
 """Latency the rig's own streams ask for: it also sets the null sink's block size, which
 otherwise is 2 s (an idle null sink sleeps in blocks that long)."""
@@ -72,15 +77,14 @@ def pulse_unavailable_reason() -> str | None:
     return None
 
 
-class RigError(RuntimeError):
-    """The rig could not start or a command failed; carries the daemon's log."""
-
-
-class PulseRig:
+class PulseRig(RigProcesses):
     """A private daemon with the null sink, its two remap sinks and a silent stream keeping
     the null sink awake. Use as a context manager: everything it started is stopped on exit.
     Its processes also get SIGTERM when the thread that started them ends (so a killed test
     leaves no daemon): start it on a thread that outlives it."""
+
+    device = "pulse"
+    """The PortAudio device players open (the ALSA pulse plugin's)."""
 
     def __init__(
         self,
@@ -88,33 +92,15 @@ class PulseRig:
         sample_format: SampleFormat = "s16le",
         latency_ms: int = LATENCY_MS,
     ) -> None:
+        super().__init__("loudsync-pulse-")
         self.rate = rate
         self.sample_format = sample_format
         self.latency_ms = latency_ms
-        self._dir = Path(tempfile.mkdtemp(prefix="loudsync-pulse-"))
         self.server = f"unix:{self._dir / 'native'}"
         prefix = f"loudsync_{os.getpid()}_{secrets.token_hex(3)}"
         self.null_sink = f"{prefix}_ab"
         self.sinks: dict[Side, str] = {"left": f"{prefix}_a", "right": f"{prefix}_b"}
-        self._processes: list[subprocess.Popen[bytes]] = []
-        self._daemon: subprocess.Popen[bytes] | None = None
         self._recordings = 0
-
-    def __enter__(self) -> PulseRig:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         """Start the daemon, wait until it answers, load the sinks, start the silent stream."""
@@ -150,6 +136,7 @@ class PulseRig:
                 "--client-name=loudsync-rig-keep-awake",
             ],
             stdin=Path("/dev/zero"),
+            env=self._env(self.client_env()),
             log="keep-awake",
         )
         self._wait(
@@ -166,6 +153,9 @@ class PulseRig:
         """Variables that send a child's playback (libpulse, or PortAudio on device "pulse")
         to `side`'s sink of this daemon; merge them into the child's environment."""
         return {**self.client_env(), "PULSE_SINK": self.sinks[side]}
+
+    def attach(self, side: Side, process: subprocess.Popen[Any]) -> None:
+        """Nothing to do: `env_for(side)` already chose the player's sink."""
 
     def client_env(self) -> dict[str, str]:
         """Variables that make any PulseAudio client talk to this daemon only."""
@@ -204,6 +194,7 @@ class PulseRig:
                 f"--latency-msec={self.latency_ms}",
             ],
             stdout=target,
+            env=self._env(self.client_env()),
             log=f"recording-{self._recordings}",
         )
         self._wait(
@@ -212,18 +203,6 @@ class PulseRig:
             process=process,
         )
         return Recording(process, target, DTYPES[self.sample_format], self.rate)
-
-    def log(self) -> str:
-        """The daemon's log so far, for error messages."""
-        path = self._dir / "daemon.log"
-        return f"daemon log:\n{path.read_text(errors='replace')}" if path.exists() else ""
-
-    def close(self) -> None:
-        """Stop every process this rig started (newest first), then remove its directory."""
-        for process in reversed(self._processes):
-            _stop(process)
-        self._processes.clear()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _load_sinks(self) -> None:
         self.pactl(
@@ -260,52 +239,6 @@ class PulseRig:
             == 0
         )
 
-    def _wait(
-        self,
-        ready: Callable[[], bool],
-        what: str,
-        *,
-        process: subprocess.Popen[bytes] | None = None,
-        timeout: float = START_TIMEOUT_S,
-    ) -> None:
-        """Poll `ready` until it holds; fail early if the daemon or `process` exits."""
-        deadline = time.monotonic() + timeout
-        while not ready():
-            for watched in (self._daemon, process):
-                if watched is not None and watched.poll() is not None:
-                    raise RigError(
-                        f"{_name(watched)} exited ({watched.returncode}) waiting for {what}\n"
-                        f"{self.log()}"
-                    )
-            if time.monotonic() >= deadline:
-                raise RigError(f"timed out after {timeout}s waiting for {what}\n{self.log()}")
-            time.sleep(POLL_S)
-
-    def _spawn(
-        self,
-        args: list[str],
-        *,
-        log: str,
-        env: dict[str, str] | None = None,
-        stdin: Path | None = None,
-        stdout: Path | None = None,
-    ) -> subprocess.Popen[bytes]:
-        with contextlib.ExitStack() as files:
-            source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
-            sink = files.enter_context(stdout.open("wb")) if stdout else subprocess.DEVNULL
-            errors = files.enter_context((self._dir / f"{log}.log").open("wb"))
-            process = subprocess.Popen(
-                args,
-                stdin=source,
-                stdout=sink,
-                stderr=errors,
-                env=env or self._env(self.client_env()),
-                cwd=self._dir,
-                preexec_fn=die_with_parent,
-            )
-        self._processes.append(process)
-        return process
-
     def _daemon_env(self) -> dict[str, str]:
         """Its own HOME, runtime and state dirs: nothing shared with another daemon."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "DBUS_"))}
@@ -324,59 +257,3 @@ class PulseRig:
     def _env(extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
         return {**env, **extra}
-
-
-class Recording:
-    """`parec` writing the monitor to a file; `stop()` ends it and returns the (n, 2) samples."""
-
-    def __init__(
-        self, process: subprocess.Popen[bytes], path: Path, dtype: type[np.generic], rate: int
-    ) -> None:
-        self.path = path
-        self._rate = rate
-        self._process = process
-        self._dtype = np.dtype(dtype).newbyteorder("<")
-        self.samples: NDArray[np.generic] | None = None
-
-    def __enter__(self) -> Recording:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def settle(self, seconds: float = 0.2, timeout: float = START_TIMEOUT_S) -> None:
-        """Wait until `seconds` more audio is recorded: what players finished writing has
-        passed the sinks' latency and is in the recording."""
-        frame = 2 * self._dtype.itemsize
-        target = self.path.stat().st_size + round(seconds * self._rate) * frame
-        deadline = time.monotonic() + timeout
-        while self.path.stat().st_size < target:
-            if self._process.poll() is not None or time.monotonic() >= deadline:
-                raise RigError(f"the recording stopped growing ({self.path})")
-            time.sleep(POLL_S)
-
-    def stop(self) -> NDArray[np.generic]:
-        """End the recording (once) and return it, frames as rows, left = A, right = B."""
-        if self.samples is None:
-            _stop(self._process)
-            raw = self.path.read_bytes()
-            frame = 2 * self._dtype.itemsize
-            data = np.frombuffer(raw[: len(raw) - len(raw) % frame], dtype=self._dtype)
-            self.samples = data.reshape(-1, 2)
-        return self.samples
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it does not exit in time; always reaped."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _name(process: subprocess.Popen[bytes]) -> str:
-    args = process.args
-    return str(args[0]) if isinstance(args, list) else str(args)

@@ -4,12 +4,17 @@ drift, late joins, long runs and a hundred listeners do to it.
     python -m benchmarks.sync                  # full: about 20 minutes (10 of them the soak)
     python -m benchmarks.sync --quick          # ~20 s a scenario, no soak: a few minutes
     python -m benchmarks.sync --only commands  # one scenario (comma-separated for several)
+    python -m benchmarks.sync --rig jack       # on the JACK rig (not skew±500, latencies)
 
 Players run as users run them (`python -m loudsync_tui host|join --headless --json`) and
 play into the PulseAudio rig (benchmarks/pulse_rig.py): player A into the left channel of
 one recording, player B into the right, so B's offset from A is read to a few µs by
 benchmarks/sync_analysis.py (cross-correlation of 100 ms windows, every 250 ms). The music is
-75 s of noise, made once. Each scenario gets a fresh rig and runs alone.
+75 s of noise, made once. Each scenario gets a fresh rig and runs alone. With `--rig jack`
+they play into a JACK server on its dummy driver instead (benchmarks/jack_rig.py): through
+PulseAudio, two plain players already miss each other by 77-310 µs before any code of ours
+(`python -m benchmarks.rig_floor`); JACK's reports are closer to the truth, so what is left
+is mostly ours. Results then go to benchmarks/results/sync-jack.json.
 
   two-guests     a host without local audio, guests A and B;
   host-vs-guest  the host's own output as A, one guest as B;
@@ -51,6 +56,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.jack_rig import JackRig, jack_unavailable_reason
 from benchmarks.pulse_rig import PulseRig, pulse_unavailable_reason
 from benchmarks.report import Row, figures_table, publish, us, within
 from benchmarks.run import machine
@@ -59,6 +65,7 @@ from benchmarks.sync_session import (
     RATE,
     Host,
     Proc,
+    Rig,
     Session,
     TimedRecording,
     Transition,
@@ -111,12 +118,31 @@ class Plan:
     receivers: int
     fanout_s: float
     scenarios: tuple[str, ...]
+    rig: str = "pulse"
 
 
-def make_plan(quick: bool, minutes: float, receivers: int, scenarios: tuple[str, ...]) -> Plan:
+def make_plan(
+    quick: bool, minutes: float, receivers: int, scenarios: tuple[str, ...], rig: str = "pulse"
+) -> Plan:
     if quick:
-        return Plan(True, 8.0, 12.0, 6.0, 14.0, 1, minutes, receivers, 15.0, scenarios)
-    return Plan(False, 10.0, 60.0, 20.0, 40.0, 4, minutes, receivers, 60.0, scenarios)
+        return Plan(True, 8.0, 12.0, 6.0, 14.0, 1, minutes, receivers, 15.0, scenarios, rig)
+    return Plan(False, 10.0, 60.0, 20.0, 40.0, 4, minutes, receivers, 60.0, scenarios, rig)
+
+
+RIGS = ("pulse", "jack")
+NOT_ON_JACK = ("skew±500", "latencies")
+NOT_ON_JACK_WHY = (
+    "PortAudio opens a JACK device at the server's rate only, and every client has the "
+    "server's one period as its buffer"
+)
+
+
+def make_rig(kind: str) -> PulseRig | JackRig:
+    return JackRig() if kind == "jack" else PulseRig()
+
+
+def rig_unavailable_reason(kind: str) -> str | None:
+    return jack_unavailable_reason() if kind == "jack" else pulse_unavailable_reason()
 
 
 def _windows(offs: list[WindowOffset]) -> list[list[float]]:
@@ -172,7 +198,7 @@ class Pair:
 
 
 def run_pair(
-    rig: PulseRig,
+    rig: Rig,
     workdir: Path,
     music: Path,
     seconds: float,
@@ -286,7 +312,7 @@ def pair_rows(label: str, r: dict[str, Any]) -> list[Row]:
     return out
 
 
-def scenario_pair(name: str, plan: Plan, rig: PulseRig, work: Path, music: Path) -> dict[str, Any]:
+def scenario_pair(name: str, plan: Plan, rig: Rig, work: Path, music: Path) -> dict[str, Any]:
     seconds = plan.settle_s + plan.measure_s
     if name == "two-guests":
         pair = run_pair(rig, work, music, seconds)
@@ -315,7 +341,7 @@ def scenario_pair(name: str, plan: Plan, rig: PulseRig, work: Path, music: Path)
     return pair_result(name, pair, plan.settle_s, ("A 8 ms", "B 120 ms"))
 
 
-def scenario_late_join(plan: Plan, rig: PulseRig, work: Path, music: Path) -> dict[str, Any]:
+def scenario_late_join(plan: Plan, rig: Rig, work: Path, music: Path) -> dict[str, Any]:
     pair = run_pair(rig, work, music, plan.join_at_s + plan.after_join_s, b_at=plan.join_at_s)
     join_s = pair.rec.seconds_at(pair.b.started)
     result = pair_result("late-join", pair, join_s + 10.0)
@@ -429,7 +455,7 @@ COMMANDS: tuple[tuple[str, Transition, str, float], ...] = (
 """(command, what the sound does, the epoch's state, seconds until the next command)."""
 
 
-def scenario_commands(plan: Plan, rig: PulseRig, work: Path, music: Path) -> dict[str, Any]:
+def scenario_commands(plan: Plan, rig: Rig, work: Path, music: Path) -> dict[str, Any]:
     sent: list[tuple[str, float]] = []
     with Session(rig, work) as s:
         host = s.host(music, commands=True)
@@ -546,7 +572,7 @@ def commands_rows(r: dict[str, Any]) -> list[Row]:
 
 
 def scenario_soak(
-    plan: Plan, rig: PulseRig, work: Path, music: Path, console: Console
+    plan: Plan, rig: Rig, work: Path, music: Path, console: Console
 ) -> dict[str, Any]:
     seconds = plan.soak_minutes * 60
     with Session(rig, work) as s:
@@ -771,7 +797,7 @@ def fanout_worker(conn: Connection) -> None:
     asyncio.run(_worker(conn))
 
 
-def scenario_fanout(plan: Plan, rig: PulseRig, work: Path, music: Path) -> dict[str, Any]:
+def scenario_fanout(plan: Plan, rig: Rig, work: Path, music: Path) -> dict[str, Any]:
     workers = max(2, min(4, os.cpu_count() or 2))
     context = multiprocessing.get_context("spawn")
     with Session(rig, work) as s:
@@ -978,7 +1004,7 @@ def run_scenario(
     workdir.mkdir()
     load_before = [round(x, 2) for x in os.getloadavg()]
     began = time.monotonic()
-    with PulseRig() as rig:
+    with make_rig(plan.rig) as rig:
         if name == "late-join":
             result = scenario_late_join(plan, rig, workdir, music)
         elif name == "commands":
@@ -1000,7 +1026,8 @@ def table(result: dict[str, Any]) -> Table:
     return figures_table(
         title=f"LOUDSYNC synchronized playback ({'quick' if result['quick'] else 'full'}) on "
         f"{m['nproc']} cores, {m['cpu']}, Python {m['python']}",
-        caption="B-A: right channel minus left in one recording of the PulseAudio rig "
+        caption="B-A: right channel minus left in one recording of the "
+        f"{'JACK' if result['plan']['rig'] == 'jack' else 'PulseAudio'} rig "
         "(100 ms windows every 250 ms). Load average before / after: "
         f"{m['loadavg_before']} / {m['loadavg_after']}.",
         rows=rows(result["scenarios"]),
@@ -1019,24 +1046,39 @@ def parse(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
         "--minutes", type=float, default=10.0, help="the soak's length (default 10)"
     )
     parser.add_argument("--receivers", type=int, default=100, help="fanout receivers (default 100)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
+    parser.add_argument(
+        "--rig",
+        choices=RIGS,
+        default="pulse",
+        help="pulse (default): PulseAudio's null sink; jack: a JACK server on its dummy "
+        "driver, whose device reports are closer to the truth (see benchmarks/jack_rig.py)",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="where to write JSON")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = RESULTS if args.rig == "pulse" else RESULTS.with_name("sync-jack.json")
     if args.only:
         wanted = tuple(ALIASES.get(s.strip(), s.strip()) for s in args.only.split(",") if s.strip())
         unknown = set(wanted) - set(SCENARIOS)
         if unknown or not wanted:
             parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
+        if args.rig == "jack" and set(wanted) & set(NOT_ON_JACK):
+            parser.error(f"not on the JACK rig: {', '.join(NOT_ON_JACK)} ({NOT_ON_JACK_WHY})")
     else:
-        wanted = tuple(s for s in SCENARIOS if not (args.quick and s == "soak"))
+        wanted = tuple(
+            s
+            for s in SCENARIOS
+            if not (args.quick and s == "soak") and not (args.rig == "jack" and s in NOT_ON_JACK)
+        )
     if args.minutes <= 0 or args.receivers < 1:
         parser.error("--minutes and --receivers must be positive")
-    return make_plan(args.quick, args.minutes, args.receivers, wanted), args
+    return make_plan(args.quick, args.minutes, args.receivers, wanted, args.rig), args
 
 
 def main(argv: list[str] | None = None) -> int:
     plan, args = parse(argv)
     console = Console(stderr=True)
-    reason = pulse_unavailable_reason()
+    reason = rig_unavailable_reason(plan.rig)
     if reason is not None:
         console.print(f"cannot measure: {reason}")
         return 2

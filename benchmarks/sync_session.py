@@ -26,14 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.children import die_with_parent
 from benchmarks.media import noise, write_wav
-from benchmarks.pulse_rig import DTYPES, PulseRig, Recording, Side
+from benchmarks.pulse_rig import DTYPES, Recording, SampleFormat, Side
 from benchmarks.sync_analysis import Offsets, WindowOffset, offsets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,11 +188,28 @@ class Host:
         return monotonic_s * 1e6 + self.offset_us
 
 
+class Rig(Protocol):
+    """What a session needs of a measuring rig (benchmarks/pulse_rig.py, jack_rig.py)."""
+
+    rate: int
+    sample_format: SampleFormat
+    device: str
+    """The PortAudio device the players open."""
+
+    def client_env(self) -> dict[str, str]: ...
+
+    def env_for(self, side: Side) -> dict[str, str]: ...
+
+    def attach(self, side: Side, process: subprocess.Popen[Any]) -> None: ...
+
+    def record(self, path: Path | None = None) -> Recording: ...
+
+
 @dataclass
 class Session:
     """Processes started with the rig's environment; `close()` stops them all, newest first."""
 
-    rig: PulseRig
+    rig: Rig
     workdir: Path
     procs: list[Proc] = field(default_factory=list)
 
@@ -219,6 +236,8 @@ class Session:
             name, ["--config-dir", str(config), *args], self._env(side), self.workdir, stdin
         )
         self.procs.append(proc)
+        if side is not None:
+            self.rig.attach(side, proc.process)
         return proc
 
     def host(
@@ -243,7 +262,7 @@ class Session:
             "--allow-unproven",
             "--play",
             str(music),
-            *(["--audio-device", "pulse"] if side else ["--no-local-audio"]),
+            *(["--audio-device", self.rig.device] if side else ["--no-local-audio"]),
             *(["--commands"] if commands else []),
             *([] if tls else ["--no-tls"]),
             *extra,
@@ -259,7 +278,7 @@ class Session:
         )
 
     def guest(self, host: Host, side: Side, *extra: str, name: str | None = None) -> Proc:
-        """A guest playing on `side` through PortAudio's "pulse" device."""
+        """A guest playing on `side` through the rig's PortAudio device."""
         args = [
             "join",
             host.address,
@@ -267,7 +286,7 @@ class Session:
             "--json",
             "--trust-new",
             "--audio-device",
-            "pulse",
+            self.rig.device,
             *extra,
         ]
         return self.spawn(name or f"guest-{side}", args, side)
@@ -297,7 +316,7 @@ class TimedRecording:
     (the lower envelope): a sample's time is then within about -20..+10 ms of when the players
     meant it to sound."""
 
-    def __init__(self, rig: PulseRig) -> None:
+    def __init__(self, rig: Rig) -> None:
         self.recording: Recording = rig.record()
         self._frame = 2 * np.dtype(DTYPES[rig.sample_format]).itemsize
         self.rate = rig.rate

@@ -16,9 +16,10 @@ from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService
 from loudsync_tui.security.device_key import DeviceKey
 from loudsync_tui.store import AppStore
+from tests.support.jack import jack_rig
 from tests.support.pulse import pulse_rig
 
-__all__ = ["pulse_rig"]  # the PulseAudio rig fixture, for the tests here
+__all__ = ["jack_rig", "pulse_rig"]  # the measuring rigs' fixtures, for the tests here
 
 FAST_HOST = HostConfig(
     session_name="Test session",
