@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +42,8 @@ from benchmarks.rig_processes import (
     RigProcesses,
     SampleFormat,
     Side,
+    missing_tools,
+    portaudio_problem,
 )
 
 INSTALL_HINT = "apt-get install jackd2 libportaudio2"
@@ -56,15 +58,15 @@ INPUTS: dict[Side, str] = {"left": "in_0", "right": "in_1"}
 @functools.cache
 def jack_unavailable_reason() -> str | None:
     """Why this machine cannot run the rig (a missing package), or None if it can."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        return f"{', '.join(missing)} not installed ({INSTALL_HINT})"
-    try:
-        import sounddevice as sd
-    except OSError as error:
-        return f"sounddevice cannot load PortAudio: {error} ({INSTALL_HINT})"
+    missing = missing_tools(TOOLS, INSTALL_HINT)
+    if missing is not None:
+        return missing
+    problem = portaudio_problem(INSTALL_HINT)
+    if problem is not None:
+        return problem
     # Its host APIs list JACK only while a server runs; the library's own symbol tells.
-    if not hasattr(ctypes.CDLL(sd._libname), "PaJack_SetClientName"):
+    library = importlib.import_module("sounddevice")._libname
+    if not hasattr(ctypes.CDLL(library), "PaJack_SetClientName"):
         return f"this PortAudio was built without JACK ({INSTALL_HINT})"
     return None
 

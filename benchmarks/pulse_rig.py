@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import functools
 import glob
-import importlib
 import os
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,8 @@ from benchmarks.rig_processes import (
     RigProcesses,
     SampleFormat,
     Side,
+    missing_tools,
+    portaudio_problem,
 )
 
 __all__ = [
@@ -65,16 +65,12 @@ DTYPES: dict[SampleFormat, type[np.generic]] = {"s16le": np.int16, "float32le": 
 @functools.cache
 def pulse_unavailable_reason() -> str | None:
     """Why this machine cannot run the rig (a missing package), or None if it can."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        return f"{', '.join(missing)} not installed ({INSTALL_HINT})"
+    missing = missing_tools(TOOLS, INSTALL_HINT)
+    if missing is not None:
+        return missing
     if not any(glob.glob(pattern) for pattern in ALSA_PULSE_PLUGIN):
         return f"the ALSA pulse plugin is not installed ({INSTALL_HINT})"
-    try:
-        importlib.import_module("sounddevice")
-    except OSError as error:  # PortAudio itself is missing
-        return f"sounddevice cannot load PortAudio: {error} ({INSTALL_HINT})"
-    return None
+    return portaudio_problem(INSTALL_HINT)
 
 
 class PulseRig(RigProcesses):

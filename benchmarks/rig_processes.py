@@ -8,6 +8,7 @@ A rig is used as a context manager: everything it started is stopped on exit, ne
 from __future__ import annotations
 
 import contextlib
+import importlib
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,21 @@ Side = Literal["left", "right"]
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.02
+
+
+def missing_tools(tools: tuple[str, ...], hint: str) -> str | None:
+    """Which of `tools` are not on PATH, said with how to install them; None if none."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    return f"{', '.join(missing)} not installed ({hint})" if missing else None
+
+
+def portaudio_problem(hint: str) -> str | None:
+    """Why sounddevice cannot load PortAudio, said with how to install it; None if it can."""
+    try:
+        importlib.import_module("sounddevice")
+    except OSError as error:  # PortAudio itself is missing
+        return f"sounddevice cannot load PortAudio: {error} ({hint})"
+    return None
 
 
 class RigError(RuntimeError):

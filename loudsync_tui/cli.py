@@ -165,9 +165,10 @@ def _add_playback_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--codec",
-        choices=("opus", "pcm"),
+        choices=("opus", "pcm", "flac"),
         default="opus",
-        help="opus (default, suits Wi-Fi) or pcm (least CPU, for wired LANs)",
+        help="opus (default, suits Wi-Fi), pcm (least CPU, for wired LANs) or flac "
+        "(lossless, about half of pcm's bytes)",
     )
     parser.add_argument(
         "--buffer-ms",

@@ -29,6 +29,8 @@ class AudioCodec(enum.IntEnum):
     """Interleaved stereo 16-bit: no CPU to speak of, 1.5 Mb/s; for wired LANs."""
     OPUS = 1
     """One 20 ms Opus packet: about 128 kb/s; the default, suits Wi-Fi."""
+    FLAC = 2
+    """One 20 ms FLAC frame: lossless, about half of PCM's bytes for music."""
 
 
 class AudioFrameError(ValueError):

@@ -1,18 +1,20 @@
 """The wire codecs: one 20 ms chunk of 48 kHz stereo int16 in, one payload out, and back.
 
 Opus is what goes over the network (about 16 times smaller than PCM at 128 kb/s); PCM
-is there for debugging and for links where CPU matters more than bandwidth.
+is there for debugging and for links where CPU matters more than bandwidth; FLAC is
+lossless at about half PCM's bytes for music, for wired links that want every sample.
 
 Timing contract: an encoder fed the chunks of a track from sample `s0` on returns, for
 chunk `i`, a payload that decodes to track samples `[s0 + 960*i - delay_samples,
 s0 + 960*i - delay_samples + 960)`, whatever decoder state it meets (a fresh decoder
 applies no pre-skip). Samples before `s0` count as silence, so the first payload of a
 stream opens with `delay_samples` of near-silence (the codec's window leaks a little of
-sample `s0` on into its end). PCM has `delay_samples == 0`.
+sample `s0` on into its end). PCM and FLAC have `delay_samples == 0`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from typing import Literal, Protocol
 
@@ -35,6 +37,7 @@ DEFAULT_BITRATE = 128_000
 OPUS_DEFAULT_DELAY = 312
 """libopus's look-ahead at 48 kHz (its pre-skip), used if the encoder does not report one."""
 
+_LABELS = {AudioCodec.PCM: "PCM", AudioCodec.OPUS: "Opus", AudioCodec.FLAC: "FLAC"}
 _OPUS_NAMES = ("libopus", "opus")  # the reference library first; FFmpeg's own as a fallback
 
 
@@ -43,11 +46,12 @@ class CodecError(Exception):
 
 
 def codec_from_name(name: str) -> AudioCodec:
-    """Parse "opus" or "pcm" (any case), as given on a command line or in a config file."""
+    """Parse "opus", "pcm" or "flac" (any case), as given on a command line or in a config."""
     try:
         return AudioCodec[name.strip().upper()]
     except KeyError:
-        choices = " or ".join(c.name.lower() for c in AudioCodec)
+        *rest, last = (c.name.lower() for c in AudioCodec)
+        choices = f"{', '.join(rest)} or {last}"
         raise ValueError(f"unknown codec {name!r}: choose {choices}") from None
 
 
@@ -98,22 +102,15 @@ class PcmDecoder:
         """PCM keeps no state."""
 
 
-class OpusEncoder:
-    codec = AudioCodec.OPUS
+class _AvEncoder:
+    """One FFmpeg encoder context that turns each chunk into exactly one packet."""
 
-    def __init__(self, bitrate: int = DEFAULT_BITRATE) -> None:
-        self._ctx = _opus_context("w")
-        self._ctx.format = "s16"
-        self._ctx.bit_rate = bitrate
-        self._ctx.time_base = Fraction(1, RATE)
-        self._ctx.options = {"frame_duration": "20", "application": "audio"}
-        self._ctx.open()
-        self._delay = _pre_skip(self._ctx.extradata)
+    codec: AudioCodec
+    delay_samples = 0
+
+    def __init__(self, ctx: AudioCodecContext) -> None:
+        self._ctx = ctx
         self._pts = 0
-
-    @property
-    def delay_samples(self) -> int:
-        return self._delay
 
     def encode(self, pcm: NDArray[np.int16]) -> bytes:
         chunk = _check_chunk(pcm)
@@ -126,56 +123,113 @@ class OpusEncoder:
         try:
             packets = self._ctx.encode(frame)
         except av.FFmpegError as err:
-            raise CodecError(f"Opus encoder failed: {err}") from err
-        # libopus encodes synchronously: each 20 ms frame in gives its packet at once.
-        # Anything else would break the timing contract, so it is an error, not a queue.
+            raise CodecError(f"{_LABELS[self.codec]} encoder failed: {err}") from err
+        # libopus and FFmpeg's FLAC encode synchronously: each 20 ms frame in gives its
+        # packet at once. Anything else would break the timing contract: an error, not a queue.
         if len(packets) != 1:
-            raise CodecError(f"Opus encoder returned {len(packets)} packets for one chunk")
+            raise CodecError(f"{_LABELS[self.codec]} encoder returned {len(packets)} packets")
         return bytes(packets[0])
 
 
-class OpusDecoder:
+class OpusEncoder(_AvEncoder):
     codec = AudioCodec.OPUS
+
+    def __init__(self, bitrate: int = DEFAULT_BITRATE) -> None:
+        ctx = _opus_context("w")
+        ctx.format = "s16"
+        ctx.bit_rate = bitrate
+        ctx.time_base = Fraction(1, RATE)
+        ctx.options = {"frame_duration": "20", "application": "audio"}
+        ctx.open()
+        super().__init__(ctx)
+        self.delay_samples = _pre_skip(ctx.extradata)
+
+
+class FlacEncoder(_AvEncoder):
+    """Lossless, in 20 ms FLAC frames: each carries its own header, so a guest may start
+    decoding on any of them, as with Opus."""
+
+    codec = AudioCodec.FLAC
+
+    def __init__(self) -> None:
+        ctx = _context("flac", "w")
+        ctx.format = "s16"
+        ctx.time_base = Fraction(1, RATE)
+        ctx.options = {"frame_size": str(FRAME_SAMPLES)}
+        ctx.open()
+        super().__init__(ctx)
+
+
+class _AvDecoder:
+    """One FFmpeg decoder context: a payload in, one chunk out, or CodecError."""
+
+    codec: AudioCodec
 
     def __init__(self) -> None:
         self._ctx = self._open()
 
-    @staticmethod
-    def _open() -> AudioCodecContext:
-        # No extradata, hence no pre-skip: a guest may start on any packet, and each
-        # one then decodes to the range the timing contract gives it.
-        ctx = _opus_context("r")
-        ctx.open()
-        return ctx
+    def _open(self) -> AudioCodecContext:
+        raise NotImplementedError
 
     def decode(self, payload: bytes) -> NDArray[np.int16]:
+        name = _LABELS[self.codec]
         if not payload:
-            raise CodecError("empty Opus payload")  # an empty packet would mean "flush"
+            raise CodecError(f"empty {name} payload")  # an empty packet would mean "flush"
         try:
             frames = self._ctx.decode(av.Packet(payload))
         except av.FFmpegError as err:
-            raise CodecError(f"not a valid Opus packet ({len(payload)} bytes)") from err
+            raise CodecError(f"not a valid {name} packet ({len(payload)} bytes)") from err
         pcm = np.concatenate([_frame_s16(f) for f in frames]) if frames else _EMPTY
         if pcm.shape != (FRAME_SAMPLES, CHANNELS):
-            raise CodecError(f"Opus packet decoded to {len(pcm)} samples, expected {FRAME_SAMPLES}")
+            raise CodecError(
+                f"{name} packet decoded to {len(pcm)} samples, expected {FRAME_SAMPLES}"
+            )
         return pcm
 
     def reset(self) -> None:
         self._ctx = self._open()
 
 
+class OpusDecoder(_AvDecoder):
+    codec = AudioCodec.OPUS
+
+    def _open(self) -> AudioCodecContext:
+        # No extradata, hence no pre-skip: a guest may start on any packet, and each
+        # one then decodes to the range the timing contract gives it.
+        ctx = _opus_context("r")
+        ctx.open()
+        return ctx
+
+
+class FlacDecoder(_AvDecoder):
+    codec = AudioCodec.FLAC
+
+    def _open(self) -> AudioCodecContext:
+        ctx = _context("flac", "r")
+        ctx.open()
+        return ctx
+
+
 def make_encoder(codec: AudioCodec | int, bitrate: int = DEFAULT_BITRATE) -> Encoder:
     """An encoder for `codec` (or its wire number); `bitrate` (bits/s) only matters to Opus."""
-    if AudioCodec(codec) is AudioCodec.OPUS:
-        return OpusEncoder(bitrate)
-    return PcmEncoder()
+    match AudioCodec(codec):
+        case AudioCodec.OPUS:
+            return OpusEncoder(bitrate)
+        case AudioCodec.FLAC:
+            return FlacEncoder()
+        case AudioCodec.PCM:
+            return PcmEncoder()
 
 
 def make_decoder(codec: AudioCodec | int) -> Decoder:
     """A decoder for `codec`, or for the codec number a frame on the wire names."""
-    if AudioCodec(codec) is AudioCodec.OPUS:
-        return OpusDecoder()
-    return PcmDecoder()
+    match AudioCodec(codec):
+        case AudioCodec.OPUS:
+            return OpusDecoder()
+        case AudioCodec.FLAC:
+            return FlacDecoder()
+        case AudioCodec.PCM:
+            return PcmDecoder()
 
 
 _EMPTY: NDArray[np.int16] = np.zeros((0, CHANNELS), dtype=np.int16)
@@ -189,15 +243,22 @@ def _check_chunk(pcm: NDArray[np.int16]) -> NDArray[np.int16]:
 
 def _opus_context(mode: Literal["r", "w"]) -> AudioCodecContext:
     for name in _OPUS_NAMES:
-        try:
-            ctx = av.CodecContext.create(name, mode)
-        except (av.FFmpegError, ValueError):
-            continue
-        if isinstance(ctx, AudioCodecContext):
-            ctx.sample_rate = RATE
-            ctx.layout = "stereo"
-            return ctx
+        with contextlib.suppress(CodecError):
+            return _context(name, mode)
     raise CodecError("this FFmpeg build has no Opus codec")
+
+
+def _context(name: str, mode: Literal["r", "w"]) -> AudioCodecContext:
+    """FFmpeg's codec `name`, set for 48 kHz stereo; CodecError if this build lacks it."""
+    try:
+        ctx = av.CodecContext.create(name, mode)
+    except (av.FFmpegError, ValueError):
+        ctx = None
+    if not isinstance(ctx, AudioCodecContext):
+        raise CodecError(f"this FFmpeg build has no {name} codec")
+    ctx.sample_rate = RATE
+    ctx.layout = "stereo"
+    return ctx
 
 
 def _pre_skip(extradata: bytes | None) -> int:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from loudsync_tui.audio.codec import codec_from_name
 from loudsync_tui.audio.player import Player
 from loudsync_tui.audio.source import SYSTEM_SOURCE, TrackError, TrackInfo, expand_paths, probe
 from loudsync_tui.config import HostConfig, OutputConfig, PlaybackConfig
@@ -38,7 +39,6 @@ from loudsync_tui.net.process_limits import members_now, raise_open_files
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
-from loudsync_tui.protocol_audio import AudioCodec
 from loudsync_tui.security.certificate import HostCertificate, load_or_create
 from loudsync_tui.security.pin import check_pin_format, generate_pin
 from loudsync_tui.store import AppStore, HostingState, member_from_info
@@ -188,8 +188,11 @@ class HostService:
         """The files to play, checked before anything listens: a file FFmpeg cannot read
         is skipped with a warning; none playable, or a bad codec, stops the start."""
         cfg = self.playback
-        if cfg.codec not in ("opus", "pcm"):
-            raise HostStartError(f"Unknown codec {cfg.codec!r}: choose opus or pcm")
+        try:
+            codec_from_name(cfg.codec)
+        except ValueError as exc:
+            why = str(exc)
+            raise HostStartError(why[:1].upper() + why[1:]) from None
         tracks, skipped = await asyncio.to_thread(_queue, cfg.paths)
         if not tracks:
             why = (
@@ -214,7 +217,7 @@ class HostService:
         if self.streamer is not None:
             return self.streamer
         cfg = self.playback
-        codec = AudioCodec.OPUS if cfg.codec == "opus" else AudioCodec.PCM
+        codec = codec_from_name(cfg.codec)
         player: Player | None = None
         if self.output.enabled:
             player = Player.of(self.output)

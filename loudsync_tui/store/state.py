@@ -274,7 +274,7 @@ class PlaybackState:
     """The current track's place in `queue`."""
     loop: bool = False
     codec: str | None = None
-    """How the host sends audio ("opus", "pcm"); None until known."""
+    """How the host sends audio ("opus", "pcm", "flac"); None until known."""
     buffer_ms: float | None = None
     """How far ahead of playing audio is sent."""
     clock: ClockEstimate | None = None

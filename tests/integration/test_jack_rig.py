@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from benchmarks.jack_rig import JackRig, RigError
 from benchmarks.rig_processes import Side
-from benchmarks.sync_analysis import as_float, offsets, summary
+from benchmarks.sync_analysis import offsets, summary
+from tests.support.rigs import record_players, wait_ready
 
 RATE = 48_000
 LEVEL = 0.2
@@ -50,19 +51,6 @@ stream.stop()
 """
 """Opens device "system" and plays `seconds` of the noise seeded `seed` on both of its
 outputs once stdin closes; the rig routes the left one."""
-PLAYER_TIMEOUT_S = 20.0
-
-
-def _player(rig: JackRig, seconds: float) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", PLAYER, "7", str(seconds)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, **rig.client_env()},
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == b"ready\n"
-    return process
 
 
 def record_playing(rig: JackRig, sides: list[Side], seconds: float) -> NDArray[np.float64]:
@@ -71,21 +59,20 @@ def record_playing(rig: JackRig, sides: list[Side], seconds: float) -> NDArray[n
     started: list[subprocess.Popen[bytes]] = []
     try:
         for side in sides:
-            started.append(_player(rig, seconds))
-            rig.attach(side, started[-1])
-        with rig.record() as recording:
-            for process in started:
-                assert process.stdin is not None
-                process.stdin.close()  # go
-            for process in started:
-                assert process.wait(PLAYER_TIMEOUT_S) == 0
-            recording.settle()
-        return as_float(recording.stop())
-    finally:
+            process = subprocess.Popen(
+                [sys.executable, "-c", PLAYER, "7", str(seconds)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, **rig.client_env()},
+            )
+            started.append(process)
+            rig.attach(side, wait_ready(process))
+    except BaseException:
         for process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            process.kill()
+            process.wait()
+        raise
+    return record_players(rig, started)
 
 
 @pytest.mark.parametrize(("side", "channel"), [("left", 0), ("right", 1)])

@@ -16,7 +16,8 @@ import pytest
 from numpy.typing import NDArray
 
 from benchmarks.pulse_rig import PulseRig, Side
-from benchmarks.sync_analysis import as_float, offsets, summary
+from benchmarks.sync_analysis import offsets, summary
+from tests.support.rigs import record_players, wait_ready
 
 pytestmark = pytest.mark.xdist_group("pulse")
 
@@ -38,38 +39,23 @@ sd.wait()
 """
 """Plays `seconds` of the noise seeded `seed` on device "pulse" once stdin closes; the
 sink is the caller's choice, through the environment only (`PulseRig.env_for`)."""
-PLAYER_TIMEOUT_S = 20.0
 
 
 def record_playing(rig: PulseRig, sides: list[Side], seconds: float) -> NDArray[np.float64]:
     """Record while one player per side plays the same `seconds` of noise: all told to go at
     once, after their imports and once the recording runs. Float samples, left = A."""
     started = [
-        subprocess.Popen(
-            [sys.executable, "-c", PLAYER, "7", str(seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, **rig.env_for(side)},
+        wait_ready(
+            subprocess.Popen(
+                [sys.executable, "-c", PLAYER, "7", str(seconds)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, **rig.env_for(side)},
+            )
         )
         for side in sides
     ]
-    try:
-        for process in started:
-            assert process.stdout is not None
-            assert process.stdout.readline() == b"ready\n"
-        with rig.record() as recording:
-            for process in started:
-                assert process.stdin is not None
-                process.stdin.close()  # go
-            for process in started:
-                assert process.wait(PLAYER_TIMEOUT_S) == 0
-            recording.settle()
-        return as_float(recording.stop())
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    return record_players(rig, started)
 
 
 @pytest.mark.parametrize(("side", "channel"), [("left", 0), ("right", 1)])

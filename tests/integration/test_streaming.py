@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from benchmarks.media import noise, write_wav
-from loudsync_tui.audio.codec import FRAME_SAMPLES
+from loudsync_tui.audio.codec import FRAME_SAMPLES, make_decoder
 from loudsync_tui.config import OutputConfig, PlaybackConfig
 from loudsync_tui.core.epoch import RATE
 from loudsync_tui.net.audio_streamer import SEND_BURST_US
@@ -32,7 +32,7 @@ from loudsync_tui.protocol import (
     decode,
     now_ms,
 )
-from loudsync_tui.protocol_audio import AudioFrame, decode_frame
+from loudsync_tui.protocol_audio import AudioCodec, AudioFrame, decode_frame
 from loudsync_tui.store import AppStore
 from tests.integration.conftest import FAST_HOST
 from tests.support.raw import RawGuest
@@ -80,8 +80,8 @@ class Listener:
             await self.task
 
 
-async def streaming_host(paths: list[Path], **playback: object) -> HostService:
-    config = PlaybackConfig(paths=tuple(str(p) for p in paths), codec="pcm", **playback)  # type: ignore[arg-type]
+async def streaming_host(paths: list[Path], codec: str = "pcm", **playback: object) -> HostService:
+    config = PlaybackConfig(paths=tuple(str(p) for p in paths), codec=codec, **playback)  # type: ignore[arg-type]
     service = HostService(FAST_HOST, AppStore(), playback=config, output=SILENT)
     await service.start()
     return service
@@ -126,21 +126,44 @@ async def test_members_get_the_track_then_every_chunk_a_buffer_ahead(tmp_path: P
         await host.aclose()
 
 
+async def hear_it_all(host: HostService, music: np.ndarray) -> tuple[Listener, Play]:
+    """An audio member joins and the host plays: back once every chunk has arrived."""
+    listener = await Listener.join(host, "dev-a", audio=True)
+    await eventually(lambda: len(host.core.members) == 2)
+    assert host.streamer is not None
+    host.streamer.play()
+    await eventually(lambda: len(listener.frames) >= len(music) // FRAME_SAMPLES, timeout=10)
+    (play,) = listener.of(Play)
+    return listener, play
+
+
+async def test_flac_reaches_members_lossless(tmp_path: Path) -> None:
+    music = noise(1.0)
+    host = await streaming_host([write_wav(tmp_path / "n.wav", music)], "flac", autoplay=False)
+    try:
+        a, play = await hear_it_all(host, music)
+        frames = sorted(
+            (f for _, f in a.frames if f.epoch == play.epoch), key=lambda f: f.first_sample
+        )
+        assert {f.codec for f in frames} == {AudioCodec.FLAC}
+        decoder = make_decoder(AudioCodec.FLAC)
+        got = np.concatenate([decoder.decode(f.payload) for f in frames])
+        np.testing.assert_array_equal(got[: len(music)], music)
+        assert sum(len(f.payload) for f in frames) < len(frames) * FRAME_SAMPLES * 4
+        await a.close()
+    finally:
+        await host.aclose()
+
+
 async def test_chunks_go_out_a_few_at_a_time_and_never_far_beyond_the_buffer(
     tmp_path: Path,
 ) -> None:
     """A guest pays for each wake-up more than for decoding, so the host sends the
     chunks due within SEND_BURST_US together; the lead grows by at most that much."""
     music = noise(2.0)
-    path = write_wav(tmp_path / "noise.wav", music)
-    host = await streaming_host([path], autoplay=False)
+    host = await streaming_host([write_wav(tmp_path / "n.wav", music)], autoplay=False)
     try:
-        a = await Listener.join(host, "dev-a", audio=True)
-        await eventually(lambda: len(host.core.members) == 2)
-        assert host.streamer is not None
-        host.streamer.play()
-        await eventually(lambda: len(a.frames) >= len(music) // FRAME_SAMPLES, timeout=10)
-        (play,) = a.of(Play)
+        a, play = await hear_it_all(host, music)
         # After the first buffer's worth, which goes at once: the steady pace.
         steady = [at for at, f in a.frames if f.first_sample >= RATE // 2]
         groups = [1]
@@ -155,8 +178,8 @@ async def test_chunks_go_out_a_few_at_a_time_and_never_far_beyond_the_buffer(
         ]
         limit = 250_000 + SEND_BURST_US + 2 * FRAME_SAMPLES * 1_000_000 / RATE
         assert max(leads) < limit, f"a chunk went {max(leads) / 1000:.1f} ms ahead"
-    finally:
         await a.close()
+    finally:
         await host.aclose()
 
 
@@ -295,7 +318,7 @@ async def test_unreadable_files_are_skipped_and_nothing_playable_is_a_clear_erro
     service = HostService(
         FAST_HOST, AppStore(), playback=PlaybackConfig((str(good),), codec="mp3"), output=SILENT
     )
-    with pytest.raises(HostStartError, match="Unknown codec"):
+    with pytest.raises(HostStartError, match="Unknown codec 'mp3': choose pcm, opus or flac"):
         await service.start()
 
 

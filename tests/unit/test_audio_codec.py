@@ -47,19 +47,26 @@ def correlation(a: NDArray[np.int16], b: NDArray[np.int16]) -> float:
 
 @pytest.mark.parametrize(
     ("name", "codec"),
-    [("opus", AudioCodec.OPUS), ("PCM", AudioCodec.PCM), (" Opus ", AudioCodec.OPUS)],
+    [
+        ("opus", AudioCodec.OPUS),
+        ("PCM", AudioCodec.PCM),
+        (" Opus ", AudioCodec.OPUS),
+        ("flac", AudioCodec.FLAC),
+    ],
 )
 def test_codec_names_parse(name: str, codec: AudioCodec) -> None:
     assert codec_from_name(name) is codec
 
 
 def test_an_unknown_codec_name_lists_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown codec 'mp3': choose pcm or opus"):
+    with pytest.raises(ValueError, match="unknown codec 'mp3': choose pcm, opus or flac"):
         codec_from_name("mp3")
 
 
 def test_wire_numbers_are_fixed_and_name_the_codec() -> None:
-    assert (int(AudioCodec.PCM), int(AudioCodec.OPUS), FRAME_SAMPLES) == (0, 1, 960)
+    assert (int(AudioCodec.PCM), int(AudioCodec.OPUS), int(AudioCodec.FLAC)) == (0, 1, 2)
+    assert FRAME_SAMPLES == 960
+    assert make_decoder(2).codec is make_encoder(2).codec is AudioCodec.FLAC
     assert make_decoder(1).codec is make_encoder(1).codec is AudioCodec.OPUS
     assert make_decoder(0).codec is make_encoder(0).codec is AudioCodec.PCM
     with pytest.raises(ValueError, match="7 is not a valid AudioCodec"):
@@ -160,24 +167,30 @@ def test_reset_makes_a_decoder_as_good_as_new() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "reason"),
+    ("codec", "payload", "reason"),
     [
-        (b"", "empty Opus payload"),
-        (b"\xff\x00", r"not a valid Opus packet \(2 bytes\)"),  # code 3 with zero frames
-        (b"\x00\x00\x00", "Opus packet decoded to 480 samples, expected 960"),  # a 10 ms frame
+        (AudioCodec.OPUS, b"", "empty Opus payload"),
+        (AudioCodec.OPUS, b"\xff\x00", r"not a valid Opus packet \(2 bytes\)"),  # no frames
+        (AudioCodec.OPUS, b"\x00\x00\x00", "Opus packet decoded to 480 samples, expected 960"),
+        (AudioCodec.FLAC, b"", "empty FLAC payload"),
+        (AudioCodec.FLAC, b"\xff\xf8" + bytes(30), r"not a valid FLAC packet \(32 bytes\)"),
     ],
 )
-def test_bad_opus_is_refused_and_the_decoder_carries_on(payload: bytes, reason: str) -> None:
-    good = encode_all(make_encoder(AudioCodec.OPUS), music(3))
-    decoder = make_decoder(AudioCodec.OPUS)
+def test_a_bad_payload_is_refused_and_the_decoder_carries_on(
+    codec: AudioCodec, payload: bytes, reason: str
+) -> None:
+    signal = music(3)
+    good = encode_all(make_encoder(codec), signal)
+    decoder = make_decoder(codec)
     decoder.decode(good[0])
     with pytest.raises(CodecError, match=reason):
         decoder.decode(payload)
     assert decoder.decode(good[1]).shape == (FRAME_SAMPLES, 2)
 
 
-def test_random_bytes_never_escape_as_anything_but_codec_error() -> None:
-    decoder = make_decoder(AudioCodec.OPUS)
+@pytest.mark.parametrize("codec", [AudioCodec.OPUS, AudioCodec.FLAC])
+def test_random_bytes_never_escape_as_anything_but_codec_error(codec: AudioCodec) -> None:
+    decoder = make_decoder(codec)
     rng = np.random.default_rng(6)
     refused = 0
     for _ in range(300):
@@ -190,3 +203,22 @@ def test_random_bytes_never_escape_as_anything_but_codec_error() -> None:
             assert out.shape == (FRAME_SAMPLES, 2)
             assert out.dtype == np.int16
     assert refused > 0
+
+
+def test_flac_round_trips_exactly_with_no_delay_in_fewer_bytes_than_pcm() -> None:
+    signal = music(25)
+    encoder = make_encoder(AudioCodec.FLAC)
+    payloads = encode_all(encoder, signal)
+    assert encoder.delay_samples == 0
+    assert len(payloads) == 25
+    np.testing.assert_array_equal(decode_all(AudioCodec.FLAC, payloads), signal)
+    pcm_bytes = 25 * FRAME_SAMPLES * 2 * 2
+    assert sum(len(p) for p in payloads) < 0.8 * pcm_bytes
+
+
+def test_a_flac_decoder_may_start_on_any_payload() -> None:
+    """A late joiner's first payload is mid-stream: each FLAC frame carries its own header."""
+    signal = music(12)
+    payloads = encode_all(make_encoder(AudioCodec.FLAC), signal)
+    late = decode_all(AudioCodec.FLAC, payloads[7:])
+    np.testing.assert_array_equal(late, signal[7 * FRAME_SAMPLES :])
