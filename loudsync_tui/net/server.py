@@ -27,7 +27,7 @@ from websockets.http11 import Request, Response
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.net.arrivals import StampedServerConnection, stamper
-from loudsync_tui.net.compression import TextOnlyDeflateFactory
+from loudsync_tui.net.compression import Shared, TextOnlyDeflateFactory
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.net.tls_buffers import use_small_tls_buffers, write_in_pieces
 from loudsync_tui.protocol import SessionAnswer, encode
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 SESSION_INFO_PATH = "/session"
 """A plain HTTP GET here answers a `SessionAnswer`, so `join HOST[:PORT]` needs no id."""
 
+
+SHARED_FROM = 100
+"""A message to this many guests or more goes uncompressed (see `compression.Shared`);
+to fewer, deflated as ever: bytes matter more than the host's CPU in a small session."""
 
 CLOSE_DEADLINE = 2.0
 """Seconds a connection the host closes has to complete the closing handshake; then cut."""
@@ -171,10 +175,13 @@ class SessionServer:
                 targets = [
                     (c, ws) for c in effect.conns if (ws := self._sockets.get(c)) is not None
                 ]
-                if targets:
+                if len(targets) >= SHARED_FROM:
+                    shared = Shared(encode(effect.message).encode())
+                    broadcast([ws for _, ws in targets], shared, text=True)
+                elif targets:
                     broadcast([ws for _, ws in targets], encode(effect.message))
-                    for conn, ws in targets:
-                        self._check_backlog(conn, ws)
+                for conn, ws in targets:
+                    self._check_backlog(conn, ws)
             elif isinstance(effect, Close):
                 ws = self._sockets.get(effect.conn)
                 if ws is not None:

@@ -8,7 +8,9 @@ import socket
 import urllib.request
 
 import pytest
+from websockets.frames import Frame, Opcode
 
+from loudsync_tui.net import server
 from loudsync_tui.net.guest_service import GuestService
 from loudsync_tui.net.host_service import HostService, HostStartError
 from loudsync_tui.protocol import (
@@ -79,6 +81,41 @@ async def test_join_flow_welcome_then_member_list_then_member_joined(
     await until(host.store, lambda s: s.hosting is not None and len(s.hosting.members) == 3)
     await first.close()
     await second.close()
+
+
+async def test_a_message_to_a_crowd_goes_uncompressed_and_the_rest_stay_compressed(
+    make_host: HostFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At SHARED_FROM targets or more the host skips deflate (`compression.Shared`); a
+    guest's context must survive the skip, so what follows still inflates."""
+    monkeypatch.setattr(server, "SHARED_FROM", 2)
+    host = await make_host()
+    first = await RawGuest.joined(host.port, "dev-a", "Ada")
+    first.keep_alive()
+    (deflate,) = first.ws.protocol.extensions
+    seen: dict[str, bool] = {}  # what Ada read: type (and member), compressed or not
+    decode = deflate.decode
+
+    def spy(frame: Frame, *, max_size: int | None = None) -> Frame:
+        plain = decode(frame, max_size=max_size)
+        if frame.opcode is Opcode.TEXT:
+            message = json.loads(plain.data)
+            seen[message["type"] + message.get("member", {}).get("id", "")] = frame.rsv1
+        return plain
+
+    deflate.decode = spy  # type: ignore[method-assign]
+    second = await RawGuest.joined(host.port, "dev-b", "Bob")
+    second.keep_alive()
+    assert (await first.recv_type(MemberJoined)).member.id == "dev-b"  # to Ada alone
+    third = await RawGuest.joined(host.port, "dev-c", "Cy")
+    assert (await first.recv_type(MemberJoined)).member.id == "dev-c"  # to Ada and Bob
+    await first.send(Ping(timestamp=now_ms()))
+    assert isinstance(await first.recv_type(Pong), Pong)  # Ada's own, after the skip
+    assert seen["MEMBER_JOINEDdev-b"] is True
+    assert seen["MEMBER_JOINEDdev-c"] is False
+    assert seen["PONG"] is True
+    for guest in (first, second, third):
+        await guest.close()
 
 
 async def test_ping_gets_pong_with_the_four_timestamps(make_host: HostFactory) -> None:

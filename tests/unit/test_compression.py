@@ -12,7 +12,12 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Frame, Opcode
 
-from loudsync_tui.net.compression import SETTINGS, TextOnlyDeflate, TextOnlyDeflateFactory
+from loudsync_tui.net.compression import (
+    SETTINGS,
+    Shared,
+    TextOnlyDeflate,
+    TextOnlyDeflateFactory,
+)
 
 TEXT = b'{"type":"MEMBER_LIST","members":[' + b'{"name":"Ada"},' * 40 + b"]}"
 AUDIO = bytes(range(256)) * 8
@@ -60,6 +65,17 @@ def test_a_fragmented_audio_message_stays_uncompressed_to_its_end() -> None:
     tail = host.encode(Frame(Opcode.CONT, b"", fin=True))
     assert after.rsv1  # the next text message is compressed again
     assert guest.decode(after).data + guest.decode(tail).data == TEXT
+
+
+def test_a_shared_text_message_goes_as_it_is_between_compressed_ones() -> None:
+    host, guest = negotiated()
+    for _ in range(3):  # interleaved: both contexts must survive the skips
+        text = host.encode(Frame(Opcode.TEXT, TEXT))
+        shared = host.encode(Frame(Opcode.TEXT, Shared(TEXT)))
+        assert (text.rsv1, shared.rsv1) == (True, False)
+        assert shared.data == TEXT
+        assert guest.decode(text).data == TEXT
+        assert guest.decode(shared).data == TEXT
 
 
 def deflated(messages: list[bytes], window_bits: int, mem_level: int) -> int:
