@@ -38,9 +38,10 @@ class Shared(bytes):
     """A text message on its way to many guests at once: sent uncompressed.
 
     Deflating is most of what a fan-out costs the host: each guest's zlib context (12
-    KiB) is cold by its turn, and at 1,000 guests the framing and deflate took 12-15 ms
-    of the 21-22 ms `broadcast` took, the socket writes 8.6 (`python -m
-    benchmarks.broadcast`). A member event is a few hundred bytes, and rare."""
+    KiB) is cold by its turn. To 1,000 guests, `broadcast` took 18.7-22 ms, of which
+    framing and deflate 10-15 and the socket writes 8.4-8.6; as `Shared`, 10.1 (`python
+    -m benchmarks.broadcast`, three runs). A member event is a few hundred bytes, and
+    rare."""
 
 
 class TextOnlyDeflate(PerMessageDeflate):
