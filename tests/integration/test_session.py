@@ -108,6 +108,7 @@ async def test_a_message_to_a_crowd_goes_uncompressed_and_the_rest_stay_compress
     second.keep_alive()
     assert (await first.recv_type(MemberJoined)).member.id == "dev-b"  # to Ada alone
     third = await RawGuest.joined(host.port, "dev-c", "Cy")
+    third.keep_alive()
     assert (await first.recv_type(MemberJoined)).member.id == "dev-c"  # to Ada and Bob
     await first.send(Ping(timestamp=now_ms()))
     assert isinstance(await first.recv_type(Pong), Pong)  # Ada's own, after the skip
