@@ -267,7 +267,12 @@ async def _json_line(proc: Proc, event: str, timeout: float = 10.0) -> dict[str,
     async with asyncio.timeout(timeout):
         while True:
             raw = await proc.proc.stdout.readline()
-            assert raw, f"no {event!r} line before the end of output: {seen[-5:]}"
+            if not raw:
+                code = await proc.finish()
+                raise AssertionError(
+                    f"no {event!r} line before the end of output: {seen[-5:]}; exit code "
+                    f"{code}, stderr: {''.join(proc.stderr_lines)[-2000:]}"
+                )
             seen.append(raw.decode())
             found = json.loads(raw)
             assert isinstance(found, dict)
@@ -287,8 +292,15 @@ async def test_json_modes_report_the_session_clock_and_guests_agree_with_the_hos
     truth = ready["sessionClockOffsetUs"]
     assert isinstance(truth, int)
     port = str(ready["url"]).rsplit(":", 1)[1]
+    # --no-audio: the clock is this test's subject; playing is test_headless_playback's.
     guest: Proc = await spawn(  # type: ignore[operator]
-        "join", f"127.0.0.1:{port}", "--headless", "--json", "--session-id", str(ready["sessionId"])
+        "join",
+        f"127.0.0.1:{port}",
+        "--headless",
+        "--json",
+        "--no-audio",
+        "--session-id",
+        str(ready["sessionId"]),
     )
     clock = await _json_line(guest, "clock")
     assert set(clock) >= {"offsetUs", "uncertaintyUs", "rttUs", "skewPpm", "samples"}
