@@ -151,6 +151,9 @@ class _Pending:
     """Members whose status or latency changed since the last MEMBER_UPDATED."""
 
     ids: set[str] = field(default_factory=set)
+    shown: set[str] = field(default_factory=set)
+    """...and those whose change a MEMBER_LIST already showed a newcomer: the next batch
+    carries them even if they changed back, or the newcomer would keep the passing value."""
     last_sent: float = float("-inf")
 
 
@@ -580,7 +583,7 @@ class HostSession:
                     heartbeat_timeout=round(self.config.heartbeat_timeout * 1000),
                 ),
             ),
-            Send(c.id, MemberList(timestamp=now, members=self.members)),
+            Send(c.id, MemberList(timestamp=now, members=self._snapshot())),
             *(Send(c.id, message) for message in self._now_playing),
             *([AudioWanted(c.id)] if member.audio else []),
         ]
@@ -678,22 +681,30 @@ class HostSession:
             member.status = status
             self._pending.ids.add(member.id)
 
+    def _snapshot(self) -> list[MemberInfo]:
+        """Every member as it is now, for a (re)joining guest's MEMBER_LIST."""
+        self._pending.shown |= {m for m in self._pending.ids if m in self._members}
+        return self.members
+
     def _flush_updates(self, now: float) -> list[HostEffect]:
         pending = self._pending
         if not pending.ids or now - pending.last_sent < self.config.heartbeat_interval:
             return []
         changed: list[MemberInfo] = []
-        for member_id in sorted(pending.ids):
+        for member_id in sorted(pending.ids | pending.shown):
             member = self._members.get(member_id)
             if member is None:
                 continue
-            if member.status != member.sent_status or latency_changed(
-                member.sent_latency, member.latency
+            if (
+                member.status != member.sent_status
+                or latency_changed(member.sent_latency, member.latency)
+                or member_id in pending.shown
             ):
                 member.sent_status = member.status
                 member.sent_latency = member.latency
                 changed.append(member.info())
         pending.ids.clear()
+        pending.shown.clear()
         if not changed:
             return []
         pending.last_sent = now

@@ -487,6 +487,27 @@ def test_resume_after_a_drop() -> None:
     assert h.ids == [HOST_ID, "dev-a", "dev-b"]
 
 
+def test_a_newcomer_that_saw_an_unsent_status_hears_when_it_reverts() -> None:
+    """dev-a drops and resumes within one batch interval, so the others never hear of it;
+    but dev-c joined in between, and its MEMBER_LIST said "reconnecting". It must hear
+    "connected" in the next batch, or it would show dev-a reconnecting for good."""
+    h = Host()
+    h.join(1, "dev-a")
+    h.join(2, "dev-b")
+    h.advance(5)  # the joins' batch is out: the next comes a heartbeat interval later
+    h.core.disconnected(1)
+    joined = h.join(3, "dev-c")
+    (members,) = [m for m in to(joined, 3) if isinstance(m, MemberList)]
+    assert {m.id: m.connection_status for m in members.members}["dev-a"] == "reconnecting"
+    h.join(4, "dev-a", token=h.tokens["dev-a"])
+    h.send(2, hb())
+    h.send(3, hb())
+    (batch,) = of(h.advance(5), Broadcast)
+    assert isinstance(batch.message, MemberUpdated)
+    assert 3 in batch.conns
+    assert [(m.id, m.connection_status) for m in batch.message.members] == [("dev-a", "connected")]
+
+
 def test_resume_is_not_cut_by_the_old_hold_deadline() -> None:
     h = Host()
     h.join(1, "dev-a")
