@@ -654,6 +654,7 @@ class HostSession:
     ) -> list[HostEffect]:
         self._members.pop(member.id, None)
         self._pending.ids.discard(member.id)
+        self._pending.shown.discard(member.id)
         if member.conn is not None and member.conn in self._conns:
             self._conns[member.conn].member_id = None
         member.conn = None
@@ -683,7 +684,7 @@ class HostSession:
 
     def _snapshot(self) -> list[MemberInfo]:
         """Every member as it is now, for a (re)joining guest's MEMBER_LIST."""
-        self._pending.shown |= {m for m in self._pending.ids if m in self._members}
+        self._pending.shown |= self._pending.ids
         return self.members
 
     def _flush_updates(self, now: float) -> list[HostEffect]:
@@ -691,7 +692,7 @@ class HostSession:
         if not pending.ids or now - pending.last_sent < self.config.heartbeat_interval:
             return []
         changed: list[MemberInfo] = []
-        for member_id in sorted(pending.ids | pending.shown):
+        for member_id in sorted(pending.ids):  # `shown` is drawn from `ids`
             member = self._members.get(member_id)
             if member is None:
                 continue

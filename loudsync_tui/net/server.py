@@ -155,11 +155,21 @@ class SessionServer:
 
     def send_audio(self, conns: Iterable[ConnId], data: bytes) -> None:
         """One binary audio frame, the same bytes to each connection; never waits."""
+        self._write(conns, data)
+
+    def _write(self, conns: Iterable[ConnId], data: str | bytes) -> None:
+        """A message (text) or an audio frame (bytes) to each of `conns` still connected,
+        without waiting; text to SHARED_FROM of them or more goes as `Shared`."""
         targets = [(c, ws) for c in conns if (ws := self._sockets.get(c)) is not None]
-        if targets:
-            broadcast([ws for _, ws in targets], data)
-            for conn, ws in targets:
-                self._check_backlog(conn, ws)
+        sockets = [ws for _, ws in targets]
+        if isinstance(data, bytes):
+            broadcast(sockets, data)
+        elif len(sockets) >= SHARED_FROM:
+            broadcast(sockets, Shared(data.encode()), text=True)
+        else:
+            broadcast(sockets, data)
+        for conn, ws in targets:
+            self._check_backlog(conn, ws)
 
     def apply(self, effects: Iterable[HostEffect]) -> None:
         """Carry out the socket effects; hand the rest (member events, logs) on in one go,
@@ -167,21 +177,9 @@ class SessionServer:
         events: list[HostEffect] = []
         for effect in effects:
             if isinstance(effect, Send):
-                ws = self._sockets.get(effect.conn)
-                if ws is not None:
-                    broadcast([ws], encode(effect.message))
-                    self._check_backlog(effect.conn, ws)
+                self._write([effect.conn], encode(effect.message))
             elif isinstance(effect, Broadcast):
-                targets = [
-                    (c, ws) for c in effect.conns if (ws := self._sockets.get(c)) is not None
-                ]
-                if len(targets) >= SHARED_FROM:
-                    shared = Shared(encode(effect.message).encode())
-                    broadcast([ws for _, ws in targets], shared, text=True)
-                elif targets:
-                    broadcast([ws for _, ws in targets], encode(effect.message))
-                for conn, ws in targets:
-                    self._check_backlog(conn, ws)
+                self._write(effect.conns, encode(effect.message))
             elif isinstance(effect, Close):
                 ws = self._sockets.get(effect.conn)
                 if ws is not None:
