@@ -18,9 +18,14 @@ from numpy.typing import NDArray
 from benchmarks.jack_rig import JackRig, RigError
 from benchmarks.rig_processes import Side
 from benchmarks.sync_analysis import offsets, summary
-from tests.support.rigs import record_players, wait_ready
+from tests.support.rigs import (
+    RATE,
+    assert_one_channel,
+    assert_whole_samples_apart,
+    record_players,
+    wait_ready,
+)
 
-RATE = 48_000
 LEVEL = 0.2
 PLAYER = """
 import sys, threading
@@ -79,10 +84,7 @@ def record_playing(rig: JackRig, sides: list[Side], seconds: float) -> NDArray[n
 def test_each_player_reaches_its_channel_only(jack_rig: JackRig, side: Side, channel: int) -> None:
     samples = record_playing(jack_rig, [side], seconds=1.0)
 
-    assert not np.any(samples[:, 1 - channel]), "the other channel must be digital silence"
-    playing = samples[np.abs(samples[:, channel]) > 0, channel]
-    assert len(playing) > 0.9 * RATE
-    assert np.sqrt(np.mean(playing**2)) == pytest.approx(LEVEL, rel=0.1)
+    assert_one_channel(samples, channel, LEVEL)
 
 
 def test_two_players_keep_one_offset(jack_rig: JackRig) -> None:
@@ -93,12 +95,7 @@ def test_two_players_keep_one_offset(jack_rig: JackRig) -> None:
     print(stats)  # shown with -s: what the rig measured
 
     assert len(found) >= 20, found.skipped
-    assert stats["min_quality"] > 0.99
-    # JACK runs every client on one cycle at the server's rate: whatever their start-up gap
-    # (whole cycles), B stays a whole number of samples from A in every window.
-    assert stats["spread_max_us"] < 10.0
-    lag = stats["median_us"] * RATE / 1e6
-    assert abs(lag - round(lag)) < 0.05
+    assert_whole_samples_apart(stats)  # JACK runs every client on one cycle
 
 
 def test_a_player_that_never_opens_the_device_is_a_clear_error(jack_rig: JackRig) -> None:

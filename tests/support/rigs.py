@@ -16,6 +16,7 @@ from benchmarks.rig_processes import Recording, RigProcesses
 from benchmarks.sync_analysis import as_float
 
 PLAYER_TIMEOUT_S = 20.0
+RATE = 48_000
 
 
 class Recorder(Protocol):
@@ -60,3 +61,22 @@ def wait_ready(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
     assert process.stdout is not None
     assert process.stdout.readline() == b"ready\n"
     return process
+
+
+def assert_one_channel(samples: NDArray[np.float64], channel: int, level: float) -> None:
+    """One player, 1 s of noise at `level`, recorded: all of it in `channel` and the other
+    channel digital silence."""
+    assert not np.any(samples[:, 1 - channel]), "the other channel must be digital silence"
+    playing = samples[np.abs(samples[:, channel]) > 0, channel]
+    assert len(playing) > 0.9 * RATE
+    assert np.sqrt(np.mean(playing**2)) == pytest.approx(level, rel=0.1)
+
+
+def assert_whole_samples_apart(stats: dict[str, float]) -> None:
+    """Two players of one noise on one clock, never resampled: whatever their start-up gap,
+    B stays a whole number of samples from A in every window. A slip of one sample (20.8
+    µs) anywhere, or analysis worse than ~1 µs, fails here."""
+    assert stats["min_quality"] > 0.99
+    assert stats["spread_max_us"] < 10.0
+    lag = stats["median_us"] * RATE / 1e6
+    assert abs(lag - round(lag)) < 0.05
