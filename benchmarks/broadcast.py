@@ -1,7 +1,8 @@
 """What one fan-out costs the host itself, without the guests' side: milliseconds to hand
-one MEMBER_JOINED to every connection, deflated per guest as small messages go and
-uncompressed as the host sends one to a crowd (`compression.Shared`), and the first
-split into `websockets`' framing and deflate and the socket writes.
+one MEMBER_JOINED to every connection, deflated per guest by `websockets.broadcast` as
+small sessions' messages go, and framed once for all as the host sends one to a crowd
+(`fanout.send_to_all`), and the first split into `websockets`' framing and deflate and
+the socket writes.
 
     python -m benchmarks.broadcast            # 100 and 1,000 connections, plain ws
     python -m benchmarks.broadcast --guests 2500
@@ -9,7 +10,7 @@ split into `websockets`' framing and deflate and the socket writes.
 The fan-out figures of `python -m benchmarks` run from the JOIN leaving the prober to the
 last guest reading MEMBER_JOINED, with the host and the load guests on the same cores.
 This isolates the host's part: a `websockets` server configured as the host's (its
-permessage-deflate settings, `broadcast` as `SessionServer` uses it) and raw clients
+permessage-deflate settings, sending as `SessionServer` does) and raw clients
 that only drain their sockets. Each level: 30 broadcasts, each after every client has
 read the one before.
 """
@@ -30,10 +31,11 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.frames import Frame, Opcode
 
 from benchmarks.loadgen import raise_fd_limit
-from loudsync_tui.net.compression import Shared, TextOnlyDeflateFactory
+from loudsync_tui.net.compression import TextOnlyDeflateFactory
+from loudsync_tui.net.fanout import send_to_all
 
 ROUNDS = 30
-COLUMNS = ("broadcast", "broadcast, Shared", "framing and deflate", "socket writes")
+COLUMNS = ("broadcast", "framed once", "framing and deflate", "socket writes")
 UPGRADE = (
     b"GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -99,9 +101,7 @@ async def level(guests: int) -> dict[str, float]:
 
         result = {
             "broadcast": await timed(lambda m: broadcast(conns, m)),
-            "broadcast, Shared": await timed(
-                lambda m: broadcast(conns, Shared(m.encode()), text=True)
-            ),
+            "framed once": await timed(lambda m: send_to_all(conns, m.encode(), text=True)),
             "framing and deflate": await timed(frames_only, written=False),
             "socket writes": await timed(raw_writes),
         }

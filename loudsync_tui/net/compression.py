@@ -5,7 +5,7 @@
 per guest and every guest an inflate, 50 times a second. RFC 7692 lets a sender leave
 any message uncompressed (RSV1 clear), and every receiver, `websockets` included, passes
 such a message through untouched; so the host's extension skips binary messages, and
-text sent to a crowd at once (`Shared`), and guests need nothing new.
+guests need nothing new. Text sent to a crowd at once skips it too: see `fanout`.
 """
 
 from __future__ import annotations
@@ -34,25 +34,13 @@ MEMBER_LIST and a run of PONGs both ways). The memory per guest is measured by `
 -m benchmarks --guests 1000 --ours-only`: see the README."""
 
 
-class Shared(bytes):
-    """A text message on its way to many guests at once: sent uncompressed.
-
-    Deflating is most of what a fan-out costs the host: each guest's zlib context (12
-    KiB) is cold by its turn. To 1,000 guests, `broadcast` took 18.7-22 ms, of which
-    framing and deflate 10-15 and the socket writes 8.4-8.6; as `Shared`, 10.1 (`python
-    -m benchmarks.broadcast`, three runs). A member event is a few hundred bytes, and
-    rare."""
-
-
 class TextOnlyDeflate(PerMessageDeflate):
-    """Compresses text messages, but for `Shared` ones; sends binary ones as they are."""
+    """Compresses text messages; sends binary ones as they are."""
 
     _plain_message = False
 
     def encode(self, frame: Frame) -> Frame:
-        if frame.opcode is Opcode.BINARY or (
-            frame.opcode is Opcode.TEXT and isinstance(frame.data, Shared)
-        ):
+        if frame.opcode is Opcode.BINARY:
             self._plain_message = not frame.fin
             return frame
         if frame.opcode is Opcode.CONT and self._plain_message:

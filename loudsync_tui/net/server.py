@@ -27,7 +27,8 @@ from websockets.http11 import Request, Response
 from loudsync_tui.core.effects import Broadcast, Close, ConnId, HostEffect, Log, Send
 from loudsync_tui.core.host import HostSession
 from loudsync_tui.net.arrivals import StampedServerConnection, stamper
-from loudsync_tui.net.compression import Shared, TextOnlyDeflateFactory
+from loudsync_tui.net.compression import TextOnlyDeflateFactory
+from loudsync_tui.net.fanout import send_to_all
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.net.tls_buffers import use_small_tls_buffers, write_in_pieces
 from loudsync_tui.protocol import SessionAnswer, encode
@@ -40,8 +41,9 @@ SESSION_INFO_PATH = "/session"
 
 
 SHARED_FROM = 100
-"""A message to this many guests or more goes uncompressed (see `compression.Shared`);
-to fewer, deflated as ever: bytes matter more than the host's CPU in a small session."""
+"""A message to this many guests or more goes uncompressed, framed once for all (see
+`fanout`); to fewer, deflated as ever: bytes matter more than the host's CPU in a small
+session."""
 
 CLOSE_DEADLINE = 2.0
 """Seconds a connection the host closes has to complete the closing handshake; then cut."""
@@ -159,13 +161,14 @@ class SessionServer:
 
     def _write(self, conns: Iterable[ConnId], data: str | bytes) -> None:
         """A message (text) or an audio frame (bytes) to each of `conns` still connected,
-        without waiting; text to SHARED_FROM of them or more goes as `Shared`."""
+        without waiting; text to SHARED_FROM of them or more, and audio, framed once for
+        all (`fanout`)."""
         targets = [(c, ws) for c in conns if (ws := self._sockets.get(c)) is not None]
         sockets = [ws for _, ws in targets]
         if isinstance(data, bytes):
-            broadcast(sockets, data)
+            send_to_all(sockets, data, text=False)
         elif len(sockets) >= SHARED_FROM:
-            broadcast(sockets, Shared(data.encode()), text=True)
+            send_to_all(sockets, data.encode(), text=True)
         else:
             broadcast(sockets, data)
         for conn, ws in targets:
