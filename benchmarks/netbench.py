@@ -265,9 +265,14 @@ class Workers:
 
     async def wait(
         self, group: str, kind: str, member_id: str, within: float = 5.0
-    ) -> tuple[int, float]:
+    ) -> tuple[int, float, float]:
+        """(guests that heard, when the last had it, when the last was read by a worker)."""
         replies = await self.ask_all([("wait", group, kind, member_id, within)] * len(self.conns))
-        return sum(r[0] for r in replies), max(r[1] for r in replies)
+        return (
+            sum(r[0] for r in replies),
+            max(r[1] for r in replies),
+            max(r[2] for r in replies),
+        )
 
     async def close_guests(self) -> None:
         await self.ask_all([("close",)] * len(self.conns))
@@ -287,6 +292,9 @@ class LevelResult:
     guests: int
     join_ms: list[float] = field(default_factory=list)
     fanout_ms: list[float] = field(default_factory=list)
+    fanout_read_ms: list[float] = field(default_factory=list)
+    """The same fan-outs until the load processes had read the last copy: what the
+    guests' own delay on this shared machine adds."""
     missed: int = 0
     tls: dict[str, str] | None = None
 
@@ -306,13 +314,14 @@ async def probe_round(
     started = time.monotonic()
     client, sent, done = await join(server.port, SESSION_ID, name, tls=tls)
     level.tls = client.tls_info()
-    count, last = await workers.wait(group, "joined", name, within)
+    count, last, read = await workers.wait(group, "joined", name, within)
     if keep:
         level.join_ms.append((done - started) * 1000)
         if count < workers.guests(group):
             level.missed += workers.guests(group) - count
         else:
             level.fanout_ms.append((last - sent) * 1000)
+            level.fanout_read_ms.append((read - sent) * 1000)
     leave = {"type": "LEAVE", "timestamp": time.time_ns() // 1_000_000, "reason": "probe"}
     client.send_text(msgspec.json.encode(leave))
     with contextlib.suppress(TimeoutError):
@@ -405,6 +414,7 @@ async def measure_level(
             {
                 "join": summary(result.join_ms),
                 "fanout": summary(result.fanout_ms) if result.fanout_ms else None,
+                "fanout_read": summary(result.fanout_read_ms) if result.fanout_read_ms else None,
                 "missed_deliveries": result.missed,
                 "tls": result.tls,
             }

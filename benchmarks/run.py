@@ -235,6 +235,24 @@ def net_rows(net: dict[str, Any], levels: list[int]) -> list[Row]:
     big = [lv for lv in ran if lv >= 1000] or ran[-1:]
     for level in big:
         for transport in transports:
+            o = _levels(net, transport, "ours")[level].get("fanout_read")
+            b = _levels(net, transport, "bare")[level].get("fanout_read") if has_bare else None
+            if o is None:
+                continue
+            out.append(
+                Row(
+                    f"Fan-out p50 / p99 ms, {level:,} guests, until the load processes read it",
+                    transport,
+                    _ms(o),
+                    _ms(b) if has_bare else "not run",
+                    "",
+                    "",
+                    "",
+                    None,
+                )
+            )
+    for level in big:
+        for transport in transports:
             o = _levels(net, transport, "ours")[level]
             b = _levels(net, transport, "bare")[level] if has_bare else {}
             o_mem, b_mem = o["rss_per_guest_kib"], b.get("rss_per_guest_kib")

@@ -690,9 +690,9 @@ class CountingClient(WsClient):
 
     wire_bytes = 0
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, arrived: float) -> None:
         self.wire_bytes += len(data)
-        super().data_received(data)
+        super().data_received(data, arrived)
 
 
 class Receiver:

@@ -1,10 +1,14 @@
-"""A minimal WebSocket client on a bare `asyncio.Protocol`, for load generation.
+"""A minimal WebSocket client on a bare socket, for load generation.
 
 The `websockets` client costs a task and several wake-ups per message; with a
 thousand guests in one process that cost, not the host, would be what we measure.
-This client parses frames straight from `data_received` and stamps each message
-with the monotonic clock at arrival (system-wide on Linux, so comparable across
-processes). It offers permessage-deflate exactly as the `websockets` client (and so
+This client parses frames straight from each read and stamps each message with the
+time the kernel received the read that completed it (SO_TIMESTAMPNS: over TCP, the
+read's last segment), on the monotonic clock
+(system-wide on Linux, so comparable across processes): the figure is when a guest
+had the message, not when this process, busy with a thousand others, got to it.
+
+It offers permessage-deflate exactly as the `websockets` client (and so
 our real guests) does, so the host does the same work as for real guests; it sends
 its own frames uncompressed, which the extension allows.
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import ssl
+import struct
 import time
 import zlib
 from collections.abc import Callable
@@ -27,6 +33,11 @@ from collections.abc import Callable
 OnMessage = Callable[["WsClient", bytes, float], None]
 
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Linux's value where the socket module lacks the name (3.11 does)."""
+_TIMESPEC = struct.Struct("@qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+_READ_SIZE = 262_144
 
 
 OPEN_TIMEOUT_S = 30.0
@@ -47,12 +58,121 @@ def insecure_context() -> ssl.SSLContext:
     return context
 
 
-class WsClient(asyncio.Protocol):
+class StampedSocket:
+    """A non-blocking TCP socket read by the event loop, each read stamped by the kernel.
+
+    The stamp (SO_TIMESTAMPNS) is when the bytes reached this socket, not when this
+    process got round to reading them: with a thousand guests in a few processes on a
+    busy machine, the readers' own delay would otherwise be counted as the server's. It
+    is taken on CLOCK_REALTIME and handed on in the monotonic clock's terms."""
+
+    def __init__(self, sock: socket.socket, client: WsClient) -> None:
+        self._sock = sock
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self._pending = bytearray()
+        self._closing = False
+        self._gone = False
+        self.unstamped = 0
+        """Reads that came without a kernel stamp (then the read time stands in)."""
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    @classmethod
+    async def open(cls, port: int, client: WsClient) -> StampedSocket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, client)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self._pending:
+            self._pending += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent < len(data):
+            self._pending += data[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+
+    def close(self) -> None:
+        """Close once what is written has gone (at once if the peer stopped reading)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._sock.fileno())
+        if not self._pending:
+            self._lost(None)
+
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        del self._pending[:sent]
+        if not self._pending:
+            self._loop.remove_writer(self._sock.fileno())
+            if self._closing:
+                self._lost(None)
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self._sock.recvmsg(_READ_SIZE, _STAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        arrived = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                since = time.time_ns() - (seconds * 1_000_000_000 + nanoseconds)
+                arrived = time.monotonic() - since / 1e9
+        if arrived is None:
+            self.unstamped += 1
+            arrived = time.monotonic()
+        self._client.data_received(data, arrived)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self._gone:
+            return
+        self._gone = self._closing = True
+        fd = self._sock.fileno()
+        self._loop.remove_reader(fd)
+        self._loop.remove_writer(fd)
+        self._sock.close()
+        self._pending.clear()
+        self._client.connection_lost(exc)
+
+
+class WsClient:
     def __init__(
         self, on_message: OnMessage | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
         self.on_message = on_message
-        self.transport: asyncio.Transport | None = None
+        self.transport: StampedSocket | None = None
         loop = asyncio.get_running_loop()
         self.secured: asyncio.Future[None] = loop.create_future()
         self.opened: asyncio.Future[None] = loop.create_future()
@@ -71,6 +191,9 @@ class WsClient(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragment_compressed = False
         self.queue: asyncio.Queue[tuple[bytes, float]] | None = None
+        self.read_at = 0.0
+        """When this process read the latest message (the `at` handed on is when it
+        arrived); the gap is the reader's own delay."""
 
     @classmethod
     async def connect(
@@ -83,8 +206,8 @@ class WsClient(asyncio.Protocol):
     ) -> WsClient:
         """Open TCP, then TLS when `tls` is given, do the HTTP upgrade; `queued` collects
         messages for `receive()`."""
-        loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(lambda: cls(on_message, tls), "127.0.0.1", port)
+        client = cls(on_message, tls)
+        client.connection_made(await StampedSocket.open(port, client))
         if queued:
             client.queue = asyncio.Queue()
         try:
@@ -124,10 +247,9 @@ class WsClient(asyncio.Protocol):
         cipher = self.tls.cipher()
         return {"version": str(self.tls.version()), "cipher": cipher[0] if cipher else "?"}
 
-    # asyncio.Protocol ---------------------------------------------------------
+    # Socket events ------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: StampedSocket) -> None:
         self.transport = transport
         if self.tls is not None:
             self._tls_handshake()
@@ -140,8 +262,9 @@ class WsClient(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    def data_received(self, data: bytes) -> None:
-        now = time.monotonic()
+    def data_received(self, data: bytes, arrived: float) -> None:
+        """Bytes read from the socket, and when the kernel had them."""
+        self.read_at = time.monotonic()
         if self.tls is not None:
             data = self._decrypt(data)
             if not data:
@@ -149,7 +272,7 @@ class WsClient(asyncio.Protocol):
         self._buffer += data
         if self._handshaking and not self._handshake():
             return
-        self._frames(now)
+        self._frames(arrived)
 
     # Internals ------------------------------------------------------------------
 
