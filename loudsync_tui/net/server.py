@@ -16,6 +16,7 @@ import itertools
 import logging
 import ssl
 import weakref
+from asyncio import sslproto
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -62,21 +63,21 @@ class HostConnection(StampedServerConnection):
     ever sent.
     """
 
-    _small_tls = False
+    _tls: sslproto.SSLProtocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio calls this once the TLS handshake is done, with the TLS transport.
-        self._small_tls = use_small_tls_buffers(transport)
+        self._tls = use_small_tls_buffers(transport)
         super().connection_made(transport)
 
     def send_data(self) -> None:
         """What websockets does, except that over TLS frames go in small pieces."""
-        if not self._small_tls:
+        if self._tls is None:
             super().send_data()
             return
         for data in self.protocol.data_to_send():
             if data:
-                write_in_pieces(self.transport, data)
+                write_in_pieces(self.transport, data, self._tls)
             else:  # the end of the stream: TLS cannot half-close, so close (as websockets)
                 self.transport.close()
 

@@ -5,6 +5,7 @@ it: large frames arrive whole and bursts in order, both ways, over real sockets 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -93,21 +94,39 @@ def padded_ping(timestamp: int, size: int) -> str:
 
 def writes_during(ws: ServerConnection, action: Callable[[], None]) -> list[int]:
     """The sizes of the writes to `ws`'s transport while `action` runs (sends never wait,
-    so all of a send's writes happen then)."""
+    so all of a send's writes happen then); over TLS, what OpenSSL is handed to encrypt,
+    whether straight (`write_through`) or from the TLS layer's queue."""
+    return counted_writes(ws, action)[0]
+
+
+def counted_writes(ws: ServerConnection, action: Callable[[], None]) -> tuple[list[int], int]:
+    """(`writes_during`, how many writes went to the TLS transport, through its queue)."""
     transport: Any = ws.transport
-    write = transport.write
+    tls = getattr(transport, "_ssl_protocol", None)
+    target: Any = transport if tls is None else tls._sslobj
+    write, queued = target.write, transport.write
     sizes: list[int] = []
+    through_queue = 0
 
-    def counted(data: bytes | bytearray | memoryview) -> None:
+    def counted(data: bytes | bytearray | memoryview) -> Any:
         sizes.append(len(data))
-        write(data)
+        return write(data)
 
-    transport.write = counted
+    def queue(data: bytes | bytearray | memoryview) -> None:
+        nonlocal through_queue
+        through_queue += 1
+        queued(data)
+
+    target.write = counted
+    if tls is not None:
+        transport.write = queue
     try:
         action()
     finally:
-        del transport.write  # the class's method again
-    return sizes
+        del target.write  # the class's method again
+        if tls is not None:
+            del transport.write
+    return sizes, through_queue
 
 
 async def next_binary(guest: RawGuest) -> bytes:
@@ -174,8 +193,15 @@ async def test_a_burst_each_way_arrives_whole_and_in_order_over_tls(host_of: Hos
     # Host to guest: 500 binary frames in one go, sizes across the piece boundary.
     sizes = [100, 3_864, TLS_WRITE_PIECE, TLS_WRITE_PIECE + 1, 40_000]
     frames = [i.to_bytes(4, "big") + os.urandom(sizes[i % len(sizes)]) for i in range(500)]
-    for frame in frames:
-        host.server.send_audio(host.core.audio_conns(), frame)
+
+    def burst() -> None:
+        for frame in frames:
+            host.server.send_audio(host.core.audio_conns(), frame)
+
+    pieces, queued = counted_writes(connection_of(host), burst)
+    # The first pieces go straight to the socket; once it is full they queue in the TLS
+    # layer (and every piece after them, to keep the order).
+    assert 0 < queued < len(pieces)
     received = [await next_binary(guest) for _ in frames]
     assert [int.from_bytes(f[:4], "big") for f in received] == list(range(500))
     assert received == frames
@@ -210,13 +236,15 @@ async def test_tls_connections_share_one_small_read_buffer_and_write_in_pieces(
     for ws in connections:
         assert ws.transport._ssl_protocol._ssl_buffer_view is buffer  # type: ignore[attr-defined]
 
-    # What the host sends goes to the TLS layer a record's worth at a time.
+    # What the host sends goes to the TLS layer a record's worth at a time, each straight
+    # to the socket while nothing waits (`write_through`).
     frame = os.urandom(3 * TLS_WRITE_PIECE + 5)
-    writes = writes_during(
+    writes, queued = counted_writes(
         connections[0], lambda: host.server.send_audio(host.core.audio_conns(), frame)
     )
     for guest in guests:
         assert await next_binary(guest) == frame
+    assert queued == 0
     assert writes[:3] == [TLS_WRITE_PIECE] * 3
     assert len(writes) == 4
     assert sum(writes) == len(frame) + 4  # with its WebSocket header (2 + 2 length bytes)
@@ -261,6 +289,12 @@ async def test_a_tls_layer_not_built_as_expected_is_left_as_it_is(
     assert other.max_size == ASYNCIO_READ_BUFFER
     assert "left as is" in caplog.text
 
+    # Nor without the write queue `write_through` looks at.
+    unlike = tls_layer()
+    del unlike._write_backlog
+    assert use_small_tls_buffers(unlike._app_transport) is None
+    assert unlike.max_size == ASYNCIO_READ_BUFFER
+
     # Another TLS layer altogether (uvloop's, say): nothing to change either.
     class ForeignTLS(asyncio.Transport):
         _ssl_protocol = object()
@@ -273,5 +307,6 @@ async def test_a_tls_layer_not_built_as_expected_is_left_as_it_is(
         assert not use_small_tls_buffers(ForeignTLS())
     assert "not asyncio's SSLProtocol" in caplog.text
 
-    for layer in (usual, other):
+    unlike._write_backlog = collections.deque()
+    for layer in (usual, other, unlike):
         layer._app_transport.abort()
