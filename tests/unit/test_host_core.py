@@ -1054,6 +1054,38 @@ def test_members_view_and_session_info_follow_the_membership() -> None:
     assert [m.is_host for m in h.core.members] == [True, False]
 
 
+def test_the_members_view_follows_every_change_a_row_shows() -> None:
+    """Rows are kept between changes (`_Member.info`); each change a row shows makes it
+    anew, so a MEMBER_LIST never shows a value that has passed."""
+    h = Host()
+
+    def ada() -> MemberInfo:
+        row = h.member("dev-a")
+        assert row is not None
+        return row
+
+    h.join(1, "dev-a", name="Ada")
+    first = ada()
+    assert ada() is first  # nothing changed: the same row
+    h.send(1, ping(latency=40.0))
+    assert ada().latency == 40.0
+    h.core.set_dj("dev-a", True)
+    assert ada().dj
+    h.core.disconnected(1)
+    assert ada().connection_status == "reconnecting"
+    h.join(2, "dev-a", name="Ada Lovelace", token=h.tokens["dev-a"])  # resumes, renamed
+    row = ada()
+    assert (row.name, row.connection_status, row.latency, row.dj) == (
+        "Ada Lovelace",
+        "connected",
+        40.0,
+        True,
+    )
+    newcomer = h.join(3, "dev-b")
+    (listed,) = [m for m in to(newcomer, 3) if isinstance(m, MemberList)]
+    assert row in listed.members
+
+
 def test_resume_after_the_hold_ran_out_is_a_fresh_join_even_before_the_tick() -> None:
     host = Host()
     host.join(1, "dev-a")
