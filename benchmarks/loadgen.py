@@ -178,24 +178,40 @@ host in the middle of its fan-out, a thousand times over. Asleep, it is not woke
 then reads what came in one batch. Each message keeps its kernel arrival stamp
 (`wsclient`), so the figures are when the guests had it; waking a worker for every
 frame made the fan-out to 1,000 slower (p50 27.6 against 22.5 ms with our host over
-ws, alone, quiet)."""
+ws, alone, quiet). Workers do this while the probe measures (`paced`), not while the
+sessions grow: joins then go as fast as they can, with as few handshakes in flight
+at once as before."""
 
 
-def _read_in_batches(loop: asyncio.AbstractEventLoop) -> None:
-    time.sleep(READ_EVERY_S)
-    loop.call_soon(_read_in_batches, loop)  # runs once per turn of the loop
+class Pacer:
+    """Sleeps between the loop's turns while `paced`; otherwise stays out of the way."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.paced = False
+        loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        if self.paced:
+            time.sleep(READ_EVERY_S)
+            self.loop.call_soon(self._turn)  # runs once per turn of the loop
+        else:  # look again soon, letting the loop wait on its sockets meanwhile
+            self.loop.call_later(READ_EVERY_S, self._turn)
 
 
 async def _serve(conn: Connection) -> None:
     worker = Worker()
     loop = asyncio.get_running_loop()
-    loop.call_soon(_read_in_batches, loop)
+    pacer = Pacer(loop)
     while True:
         command, *args = await loop.run_in_executor(None, conn.recv)
         result: object
         try:
             if command == "add":
                 result = await worker.add(*args)
+            elif command == "pace":
+                pacer.paced = bool(args[0])
+                result = pacer.paced
             elif command == "limits":
                 result = resource.getrlimit(resource.RLIMIT_NOFILE)
             elif command == "wait":

@@ -233,6 +233,10 @@ class Workers:
                 raise result
         return list(results)
 
+    async def pace(self, on: bool) -> None:
+        """Have the workers read in batches (see `loadgen.READ_EVERY_S`), or as data comes."""
+        await self.ask_all([("pace", on)] * len(self.conns))
+
     async def limits(self) -> list[tuple[int, int]]:
         """Each worker's (soft, hard) open-files limit, as it raised it at start."""
         return [tuple(r) for r in await self.ask_all([("limits",)] * len(self.conns))]
@@ -395,19 +399,23 @@ async def measure_level(
             "rss_per_guest_kib": round((after - before) / added_now, 2) if added_now > 0 else None,
         }
     within = max(5.0, level / 500)
-    for r in range(rounds + WARMUP_ROUNDS):
-        order = servers if r % 2 == 0 else servers[::-1]
-        for server in order:
-            name = f"probe-{server.name}-{level}-{r}"
-            await probe_round(
-                server,
-                name,
-                workers,
-                results[server.name],
-                keep=r >= WARMUP_ROUNDS,
-                within=within,
-            )
-            await asyncio.sleep(0.005)
+    await workers.pace(True)
+    try:
+        for r in range(rounds + WARMUP_ROUNDS):
+            order = servers if r % 2 == 0 else servers[::-1]
+            for server in order:
+                name = f"probe-{server.name}-{level}-{r}"
+                await probe_round(
+                    server,
+                    name,
+                    workers,
+                    results[server.name],
+                    keep=r >= WARMUP_ROUNDS,
+                    within=within,
+                )
+                await asyncio.sleep(0.005)
+    finally:
+        await workers.pace(False)
     log(f"{level:,} guests: {rounds} rounds on each of {len(servers)} servers done")
     for name, result in results.items():
         out[name].update(
