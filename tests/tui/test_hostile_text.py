@@ -254,7 +254,15 @@ async def test_trust_dialog_shows_hostile_host_and_session_names_literally(tmp_p
         app = app_with(guest_settings(trust_dir=str(tmp_path / "trust")))
         async with app.run_test(size=(120, 40)) as pilot:
             app.join(f"127.0.0.1:{host.port}")
-            await wait_for(pilot, lambda: isinstance(app.screen, TrustDialog), within=10)
+            # The screen is pushed before its widgets are mounted: wait for the question.
+            await wait_for(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, TrustDialog)
+                    and bool(app.screen.query("#trust-question"))
+                ),
+                within=10,
+            )
             question = shown(app, "#trust-question")
             assert "[/x] Grace's session “[@click=app.quit]Friday[/]”" in question
             assert app.is_running
