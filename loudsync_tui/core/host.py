@@ -102,12 +102,6 @@ class _Conn:
         return host_of(self.address)
 
 
-_INFO_FIELDS = frozenset(
-    ("id", "name", "is_host", "status", "joined_at", "latency", "proven", "dj")
-)
-"""The fields `_Member.info()` shows: setting one makes it anew."""
-
-
 @dataclass(slots=True)
 class _Member:
     id: str
@@ -134,28 +128,17 @@ class _Member:
     """The host let it drive playback (CONTROL). It belongs to this record: a resume keeps
     it; a leave, kick or drop that runs out ends it with the record."""
 
-    _info: MemberInfo | None = field(default=None, init=False, repr=False, compare=False)
-    """`info()` as last made: every join sends a MEMBER_LIST with every member's, and at
-    1,000 members making them anew was half the core's time for a JOIN."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name in _INFO_FIELDS:
-            object.__setattr__(self, "_info", None)
-
     def info(self) -> MemberInfo:
-        if self._info is None:
-            self._info = MemberInfo(
-                self.id,
-                self.name,
-                self.is_host,
-                self.status,
-                self.joined_at,
-                self.latency,
-                UNSET if self.proven is None else self.proven,
-                self.dj,
-            )
-        return self._info
+        return MemberInfo(
+            self.id,
+            self.name,
+            self.is_host,
+            self.status,
+            self.joined_at,
+            self.latency,
+            UNSET if self.proven is None else self.proven,
+            self.dj,
+        )
 
     def changed(self) -> MemberChanged:
         return MemberChanged(
