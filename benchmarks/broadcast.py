@@ -2,7 +2,7 @@
 one MEMBER_JOINED to every connection, deflated per guest by `websockets.broadcast` as
 small sessions' messages go, and framed once for all as the host sends one to a crowd
 (`fanout.send_to_all`), and the first split into `websockets`' framing and deflate and
-the socket writes.
+the writes to the transports (over wss, with the encryption).
 
     python -m benchmarks.broadcast            # 100 and 1,000 connections, ws and wss
     python -m benchmarks.broadcast --guests 2500 --transport wss
