@@ -41,7 +41,7 @@ SESSION_INFO_PATH = "/session"
 """A plain HTTP GET here answers a `SessionAnswer`, so `join HOST[:PORT]` needs no id."""
 
 
-SHARED_FROM = 100
+FRAMED_ONCE_FROM = 100
 """A message to this many guests or more goes uncompressed, framed once for all (see
 `fanout`); to fewer, deflated as ever: bytes matter more than the host's CPU in a small
 session."""
@@ -162,13 +162,13 @@ class SessionServer:
 
     def _write(self, conns: Iterable[ConnId], data: str | bytes) -> None:
         """A message (text) or an audio frame (bytes) to each of `conns` still connected,
-        without waiting; text to SHARED_FROM of them or more, and audio, framed once for
+        without waiting; text to FRAMED_ONCE_FROM of them or more, and audio, framed once for
         all (`fanout`)."""
         targets = [(c, ws) for c in conns if (ws := self._sockets.get(c)) is not None]
         sockets = [ws for _, ws in targets]
         if isinstance(data, bytes):
             send_to_all(sockets, data, text=False)
-        elif len(sockets) >= SHARED_FROM:
+        elif len(sockets) >= FRAMED_ONCE_FROM:
             send_to_all(sockets, data.encode(), text=True)
         else:
             broadcast(sockets, data)

@@ -86,9 +86,9 @@ async def test_join_flow_welcome_then_member_list_then_member_joined(
 async def test_a_message_to_a_crowd_goes_uncompressed_and_the_rest_stay_compressed(
     make_host: HostFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At SHARED_FROM targets or more the host skips deflate (`fanout.send_to_all`); a
+    """At FRAMED_ONCE_FROM targets or more the host skips deflate (`fanout.send_to_all`); a
     guest's context must survive the skip, so what follows still inflates."""
-    monkeypatch.setattr(server, "SHARED_FROM", 2)
+    monkeypatch.setattr(server, "FRAMED_ONCE_FROM", 2)
     host = await make_host()
     first = await RawGuest.joined(host.port, "dev-a", "Ada")
     first.keep_alive()
