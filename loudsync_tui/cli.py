@@ -206,6 +206,17 @@ def _add_no_tls(parser: argparse.ArgumentParser, default: object = True) -> None
     )
 
 
+def _add_normal_priority(parser: argparse.ArgumentParser, default: object = True) -> None:
+    parser.add_argument(
+        "--normal-priority",
+        action="store_false",
+        dest="raise_priority",
+        default=default,
+        help="host at the CPU priority this starts with (by default a host asks for "
+        "nice -11, as audio servers do, where the system allows it)",
+    )
+
+
 def _add_interfaces(parser: argparse.ArgumentParser, default: object = None) -> None:
     parser.add_argument(
         "--interface",
@@ -331,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_identity(parser)
     _add_interfaces(parser)
     _add_no_tls(parser)
+    _add_normal_priority(parser)
     parser.add_argument(
         "--probe-interval",
         type=_seconds,
@@ -349,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_identity(host, argparse.SUPPRESS)
     _add_interfaces(host, argparse.SUPPRESS)
     _add_no_tls(host, argparse.SUPPRESS)
+    _add_normal_priority(host, argparse.SUPPRESS)
     _add_host_options(host)
     _add_playback_options(host)
     _add_output_options(host, local=True)

@@ -46,6 +46,10 @@ class HostConfig:
     allow_unproven: bool = False
     """Admit guests whose JOIN carries no device-key proof (Phase 1 clients); they are
     marked unproven and may not use a key-derived (`k-`) id."""
+    raise_priority: bool = False
+    """Ask for CPU priority nice -11 while hosting (`process_limits.raise_priority`), as
+    the command line does unless `--normal-priority`; off here, since it changes the
+    calling thread for whatever else it runs (a test runner, say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,7 @@ def host_config_from_args(args: argparse.Namespace, host_id: str, name: str) -> 
         pin=args.pin,
         key_dir=str(_config_dir(getattr(args, "config_dir", None))),
         allow_unproven=getattr(args, "allow_unproven", False),
+        raise_priority=args.raise_priority,
     )
 
 

@@ -35,7 +35,12 @@ from loudsync_tui.core.transport import NOTHING_TO_PLAY, ControlRefused
 from loudsync_tui.identity import config_dir
 from loudsync_tui.net.audio_streamer import AudioStreamer
 from loudsync_tui.net.discovery import Security, SessionAdvertiser, machine_addresses
-from loudsync_tui.net.process_limits import members_now, raise_open_files
+from loudsync_tui.net.process_limits import (
+    members_now,
+    raise_open_files,
+    raise_priority,
+    restore_priority,
+)
 from loudsync_tui.net.server import SessionServer
 from loudsync_tui.net.tasks import TaskOwner
 from loudsync_tui.protocol import SessionInfo
@@ -114,6 +119,8 @@ class HostService:
         self._closing: asyncio.Task[None] | None = None
         self.port = 0
         self.address = ""
+        self._nice_before: int | None = None
+        """The nice value hosting found, when it raised its priority: put back at the end."""
 
     @property
     def fingerprint(self) -> str | None:
@@ -132,6 +139,22 @@ class HostService:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
+        """Listen, advertise and play; a start that fails leaves the priority it found."""
+        if self.config.raise_priority:
+            self._nice_before, said = raise_priority()
+            self.store.log_event(said)
+        try:
+            await self._start()
+        except BaseException:
+            self._put_priority_back()
+            raise
+
+    def _put_priority_back(self) -> None:
+        if self._nice_before is not None:
+            restore_priority(self._nice_before)
+            self._nice_before = None
+
+    async def _start(self) -> None:
         cfg = self.config
         tracks = await self._queue() if self.playback.paths else []
         if cfg.pin is not None and (problem := check_pin_format(cfg.pin)):
@@ -382,6 +405,7 @@ class HostService:
         finally:
             if self.player is not None:
                 self.player.close()
+            self._put_priority_back()
             self._closed.set()
             self.store.hosting_stopped(None)  # the core logged why
 

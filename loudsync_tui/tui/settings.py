@@ -86,6 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         interfaces=interfaces,
         tls=args.tls,
         key_dir=str(directory),
+        raise_priority=args.raise_priority,
     )
     key = identity.key.private
     guest = GuestConfig("", name, identity.device_id, trust_dir=str(directory), device_key=key)

@@ -30,6 +30,26 @@ def test_no_tls_host_serves_plain(tmp_path: Path) -> None:
     assert settings_from_args(args).host.tls is False
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["host", "--session-name", "Friday"], ["join", "10.0.0.5"]],
+    ids=["browse", "host", "join"],
+)
+def test_every_start_hosts_asking_for_a_higher_priority(argv: list[str], tmp_path: Path) -> None:
+    args = build_parser().parse_args(["--config-dir", str(tmp_path), *argv])
+    assert settings_from_args(args).host.raise_priority is True
+
+
+@pytest.mark.parametrize(
+    "argv", [["--normal-priority", "host"], ["host", "--normal-priority"], ["--normal-priority"]]
+)
+def test_normal_priority_hosts_at_the_priority_it_starts_with(
+    argv: list[str], tmp_path: Path
+) -> None:
+    args = build_parser().parse_args(["--config-dir", str(tmp_path), *argv])
+    assert settings_from_args(args).host.raise_priority is False
+
+
 def test_each_instance_and_each_config_dir_logs_to_its_own_file(tmp_path: Path) -> None:
     parser = build_parser()
     first = settings_from_args(parser.parse_args(["--config-dir", str(tmp_path / "a")]))
