@@ -11,6 +11,8 @@ going round the four servers round by round, timing its own join and asking the
 workers when the last of them heard of it. Going round keeps a busy neighbour on the
 machine from favouring any of them, and puts the TLS figures beside the plain ones.
 Over TLS the load generators and the prober do not verify the certificate (loopback).
+Our host runs with `--normal-priority`, at the priority the baseline has, unless told to
+run as users do (`raised_priority`): then it asks for nice -11, which it gets as root.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def nice_of(pid: int) -> int:
+    """The nice value of a process's main thread (field 19 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
 def open_files_limit(pid: int) -> int:
     """The soft limit on open files of a running process; -1 for unlimited."""
     for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
@@ -116,6 +124,9 @@ class ServerProcess:
     def open_files(self) -> int:
         return open_files_limit(self.proc.pid)
 
+    def nice(self) -> int:
+        return nice_of(self.proc.pid)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -135,7 +146,9 @@ def _host_help() -> str:
     ).stdout
 
 
-def _our_command(max_members: int, config_dir: str, *, tls: bool) -> list[str]:
+def _our_command(
+    max_members: int, config_dir: str, *, tls: bool, raised_priority: bool = False
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -160,6 +173,8 @@ def _our_command(max_members: int, config_dir: str, *, tls: bool) -> list[str]:
         config_dir,
         *LONG_HEARTBEAT,
     ]
+    if not raised_priority and "--normal-priority" in _host_help():
+        cmd.append("--normal-priority")
     if "--no-tls" not in _host_help():
         if tls:
             raise RuntimeError("this host cannot serve wss:// (no --no-tls option)")
@@ -169,11 +184,14 @@ def _our_command(max_members: int, config_dir: str, *, tls: bool) -> list[str]:
     return cmd
 
 
-def start_server(kind: str, transport: str, max_members: int, workdir: Path) -> ServerProcess:
+def start_server(
+    kind: str, transport: str, max_members: int, workdir: Path, *, raised_priority: bool = False
+) -> ServerProcess:
     """Start `ours` or `bare` over `ws` or `wss` and wait for the line that names its port."""
     tls = transport == "wss"
     if kind == "ours":
-        cmd = _our_command(max_members, str(workdir / f"config-{transport}"), tls=tls)
+        config_dir = str(workdir / f"config-{transport}")
+        cmd = _our_command(max_members, config_dir, tls=tls, raised_priority=raised_priority)
     else:
         cmd = [sys.executable, "-m", "benchmarks.bare_server"]
         if tls:
@@ -437,6 +455,8 @@ async def run(
     transports: tuple[str, ...] = TRANSPORTS,
     kinds: tuple[str, ...] = KINDS,
     log: Log = _quiet,
+    *,
+    raised_priority: bool = False,
 ) -> dict[str, Any]:
     """Every level on every server; results as out[transport][kind]["levels"][level].
     `kinds` without "bare" measures our host alone (no ratios; half the time)."""
@@ -455,7 +475,15 @@ async def run(
         try:
             for transport in transports:
                 for kind in kinds:
-                    servers.append(start_server(kind, transport, max(levels) + 100, Path(tmp)))
+                    servers.append(
+                        start_server(
+                            kind,
+                            transport,
+                            max(levels) + 100,
+                            Path(tmp),
+                            raised_priority=raised_priority,
+                        )
+                    )
             await asyncio.sleep(0.3)
             worker_limits = await workers.limits()
             out["open_files"] = {
@@ -463,6 +491,7 @@ async def run(
                 "load_generators": [list(x) for x in worker_limits],
                 "servers": {s.name: s.open_files() for s in servers},
             }
+            out["nice"] = {s.name: s.nice() for s in servers}
             for server in servers:
                 out[server.transport][server.kind]["rss_idle_kib"] = server.rss_kib()
             for level in levels:
