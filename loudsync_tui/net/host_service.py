@@ -140,14 +140,16 @@ class HostService:
 
     async def start(self) -> None:
         """Listen, advertise and play; a start that fails leaves the priority it found."""
+        said = None
         if self.config.raise_priority:
-            self._nice_before, said = raise_priority()
-            self.store.log_event(said)
+            self._nice_before, said = raise_priority()  # first: threads started later share it
         try:
             await self._start()
         except BaseException:
             self._put_priority_back()
             raise
+        if said is not None:
+            self.store.log_event(said)  # said once hosting, not before an error that stops it
 
     def _put_priority_back(self) -> None:
         if self._nice_before is not None:

@@ -103,7 +103,7 @@ def test_a_host_told_not_to_asks_for_nothing() -> None:
     assert "CPU priority" not in log
 
 
-def test_a_host_whose_start_fails_gives_the_priority_back() -> None:
+def test_a_host_whose_start_fails_gives_the_priority_back_and_says_only_why() -> None:
     needs_cap_sys_nice()
     script = HOSTING.replace("tls=False,", 'tls=False, pin="1234",')  # a PIN needs TLS
     script = script.replace("    await host.start()\n", FAILING_START)
@@ -115,6 +115,7 @@ def test_a_host_whose_start_fails_gives_the_priority_back() -> None:
         check=True,
     )
     assert done.stdout.splitlines()[:3] == ["before 0", "failed A PIN needs T", "hosting 0"]
+    assert "CPU priority" not in done.stdout  # only the error is said
 
 
 FAILING_START = """    try:

@@ -49,7 +49,7 @@ def _config(port: int) -> GuestConfig:
         name="Victim",
         device_id="dev-victim",
         tls=False,
-        connect_timeout=2.0,
+        connect_timeout=10.0,  # roomy on a loaded machine: these tests are about what follows
         reconnect_attempts=0,
     )
 
