@@ -44,9 +44,9 @@ def raise_open_files(members: int) -> str | None:
 
 HOST_NICE = -11
 """The nice value PulseAudio and PipeWire ask for (`nice-level`, rtkit's default). On 2
-cores shared with `pytest -n 2`, a wss fan-out to 1,000 guests took 52 ms at p50 at nice
-0 and 25 ms at nice -11, as on a quiet machine (`python -m benchmarks --guests 1000
---raised-priority` beside the test suite; see the README)."""
+cores shared with `pytest -n 2`, the p99 of a fan-out to 1,000 wss guests was 37-42 ms
+at nice -11 in three runs and 69 ms at nice 0 (`python -m benchmarks --guests 1000
+[--raised-priority]`; see the README)."""
 
 
 def _lowest_allowed_nice() -> int | None:
