@@ -109,8 +109,11 @@ class DeviceInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     type: Annotated[str, msgspec.Meta(max_length=32, pattern=PRINTABLE)]
 
 
-class MemberInfo(msgspec.Struct, frozen=True, rename="camel"):
-    """One member as every peer sees it; the host is a member too (`is_host`)."""
+class MemberInfo(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """One member as every peer sees it; the host is a member too (`is_host`).
+
+    Untracked by the garbage collector (`gc=False`): it holds only strings, numbers and
+    flags, so it can never be part of a cycle, and a host or guest holds one per member."""
 
     id: Id
     name: Name

@@ -127,8 +127,17 @@ class _Member:
     dj: bool = False
     """The host let it drive playback (CONTROL). It belongs to this record: a resume keeps
     it; a leave, kick or drop that runs out ends it with the record."""
+    row: MemberInfo | None = None
+    """`info()` as last made, kept for the next MEMBER_LIST: at 1,000 members each join
+    would otherwise make 1,000 rows again. Whatever changes a field the row shows sets
+    this to None (name, status, latency, dj; the rest never change)."""
 
     def info(self) -> MemberInfo:
+        if self.row is None:
+            self.row = self._make_row()
+        return self.row
+
+    def _make_row(self) -> MemberInfo:
         return MemberInfo(
             self.id,
             self.name,
@@ -201,6 +210,11 @@ class HostSession:
     @property
     def members(self) -> list[MemberInfo]:
         return [m.info() for m in self._members.values()]
+
+    @property
+    def member_count(self) -> int:
+        """len(members), without making the rows."""
+        return len(self._members)
 
     @property
     def banned(self) -> frozenset[str]:
@@ -385,6 +399,7 @@ class HostSession:
         if member.dj == dj:
             return []
         member.dj = dj
+        member.row = None
         effects: list[HostEffect] = []
         conns = self._joined_conns()
         if conns:
@@ -561,6 +576,7 @@ class HostSession:
         member.dropped_at = None
         member.last_seen = self.clock.monotonic()
         member.name = join.device.name
+        member.row = None
         member.audio = bool(join.audio)
         c.member_id = member.id
         self._set_status(member, "connected")
@@ -629,6 +645,7 @@ class HostSession:
                     effects.append(member.changed())  # the host's table only: not broadcast
                 if latency is not None and latency != member.latency:
                     member.latency = latency
+                    member.row = None
                     self._pending.ids.add(member.id)
                     effects.append(member.changed())
                 return effects
@@ -680,6 +697,7 @@ class HostSession:
     def _set_status(self, member: _Member, status: ConnectionStatus) -> None:
         if member.status != status:
             member.status = status
+            member.row = None
             self._pending.ids.add(member.id)
 
     def _snapshot(self) -> list[MemberInfo]:

@@ -428,7 +428,7 @@ class HostService:
         if any(isinstance(e, MemberAdded | MemberRemoved | PinChanged) for e in events):
             self._advertise_count()
         if any(isinstance(e, MemberAdded) for e in events):
-            members_now(len(self.core.members))
+            members_now(self.core.member_count)
 
     def _dj_control(self, request: ControlRequested) -> None:
         """A DJ's CONTROL, carried out as the host's own key would be, in their name."""
@@ -447,7 +447,7 @@ class HostService:
         """Keep the TXT record's member count and PIN flag current."""
         if self._advertised and self._advertiser is not None and not self._tasks.closed:
             update = _update_advertisement(
-                self._advertiser, len(self.core.members), self._security()
+                self._advertiser, self.core.member_count, self._security()
             )
             self._tasks.spawn(update, name="advertisement-update")
 

@@ -1084,6 +1084,8 @@ def test_the_members_view_follows_every_change_a_row_shows() -> None:
     newcomer = h.join(3, "dev-b")
     (listed,) = [m for m in to(newcomer, 3) if isinstance(m, MemberList)]
     assert row in listed.members
+    h.join(4, "dev-a", name="Ada L.", token=h.tokens["dev-a"])  # resumes while connected
+    assert (ada().name, ada().connection_status) == ("Ada L.", "connected")
 
 
 def test_resume_after_the_hold_ran_out_is_a_fresh_join_even_before_the_tick() -> None:
