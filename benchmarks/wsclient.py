@@ -77,6 +77,11 @@ class StampedSocket:
         """Reads that came without a kernel stamp (then the read time stands in)."""
         self._loop.add_reader(sock.fileno(), self._readable)
 
+    @property
+    def sock(self) -> socket.socket:
+        """The socket itself (tests look at what the kernel holds for it)."""
+        return self._sock
+
     @classmethod
     async def open(cls, port: int, client: WsClient) -> StampedSocket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
