@@ -140,7 +140,7 @@ class HostService:
 
     async def start(self) -> None:
         """Listen, advertise and play; a start that fails leaves the priority it found."""
-        said = None
+        said: list[str] = []
         if self.config.raise_priority:
             self._nice_before, said = raise_priority()  # first: threads started later share it
         try:
@@ -148,8 +148,8 @@ class HostService:
         except BaseException:
             self._put_priority_back()
             raise
-        if said is not None:
-            self.store.log_event(said)  # said once hosting, not before an error that stops it
+        for line in said:  # once hosting, not before an error that stops the start
+            self.store.log_event(line)
 
     def _put_priority_back(self) -> None:
         if self._nice_before is not None:

@@ -56,13 +56,14 @@ def _lowest_allowed_nice() -> int | None:
     return None if soft == resource.RLIM_INFINITY else 20 - soft
 
 
-def raise_priority(wanted: int = HOST_NICE) -> tuple[int, str]:
+def raise_priority(wanted: int = HOST_NICE) -> tuple[int, list[str]]:
     """Lower this thread's nice value to `wanted`, or as far toward it as allowed, and the
     threads it starts from now on with it (Linux keeps a nice value per thread): (the
-    value before, one sentence saying where it is). A value already as low is kept."""
+    value before, the lines to log: short, so the app's log shows them whole at 80
+    columns). A value already as low is kept."""
     before = os.getpriority(os.PRIO_PROCESS, 0)
     if before <= wanted:
-        return before, f"Hosting at CPU priority nice {before}"
+        return before, [f"Hosting at CPU priority nice {before}"]
     try:
         os.setpriority(os.PRIO_PROCESS, 0, wanted)
     except PermissionError:
@@ -71,13 +72,11 @@ def raise_priority(wanted: int = HOST_NICE) -> tuple[int, str]:
             os.setpriority(os.PRIO_PROCESS, 0, floor)
     now = os.getpriority(os.PRIO_PROCESS, 0)
     if now == wanted:
-        return before, f"Hosting at CPU priority nice {now}"
-    return before, (
-        f"Hosting at CPU priority nice {now}, not {wanted}: on a busy machine guests hear "
-        f"later. To allow {wanted}, set `Nice={wanted}` in a service unit, or give this "
-        f"user `nice {wanted}` in /etc/security/limits.conf (or CAP_SYS_NICE); "
-        "--normal-priority stops asking"
-    )
+        return before, [f"Hosting at CPU priority nice {now}"]
+    return before, [
+        f"Hosting at nice {now}, not {wanted}: on a busy machine guests hear later",
+        f"Allow {wanted}: Nice={wanted} (systemd), nice {wanted} (limits.conf), CAP_SYS_NICE",
+    ]
 
 
 def restore_priority(before: int) -> None:
