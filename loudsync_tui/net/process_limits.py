@@ -45,7 +45,7 @@ def raise_open_files(members: int) -> str | None:
 HOST_NICE = -11
 """The nice value PulseAudio and PipeWire ask for (`nice-level`, rtkit's default). On 2
 cores shared with `pytest -n 2`, the p99 of a fan-out to 1,000 wss guests was 33-42 ms
-at nice -11 in five runs, and 67-69 ms at nice 0 in the same hours (`python -m
+at nice -11 in six runs, and 67-69 ms at nice 0 in the same hours (`python -m
 benchmarks --guests 1000 [--raised-priority]`; see the README)."""
 
 
