@@ -62,16 +62,15 @@ def raise_priority(wanted: int = HOST_NICE) -> tuple[int, list[str]]:
     value before, the lines to log: short, so the app's log shows them whole at 80
     columns). A value already as low is kept."""
     before = os.getpriority(os.PRIO_PROCESS, 0)
-    if before <= wanted:
-        return before, [f"Hosting at CPU priority nice {before}"]
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
-    except PermissionError:
-        floor = _lowest_allowed_nice()
-        if floor is not None and wanted < floor < before:
-            os.setpriority(os.PRIO_PROCESS, 0, floor)
+    if before > wanted:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        except PermissionError:
+            floor = _lowest_allowed_nice()
+            if floor is not None and wanted < floor < before:
+                os.setpriority(os.PRIO_PROCESS, 0, floor)
     now = os.getpriority(os.PRIO_PROCESS, 0)
-    if now == wanted:
+    if now <= wanted:
         return before, [f"Hosting at CPU priority nice {now}"]
     return before, [
         f"Hosting at nice {now}, not {wanted}: on a busy machine guests hear later",
